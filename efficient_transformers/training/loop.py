@@ -1,0 +1,219 @@
+"""The training loop behind train.py: train, evaluate, checkpoint, resume, report.
+
+`train_and_evaluate(config, workdir)`:
+1. checks the config and loads every split (a bad config or missing data stops
+   here, before anything in the workdir is touched);
+2. builds the model (NNX) and AdamW; resumes from `<workdir>/checkpoints` if a
+   checkpoint exists (same data position, dropout keys and best-so-far);
+3. trains with periodic evaluation on the validation split; the parameters with
+   the best validation accuracy are kept as a checkpoint;
+4. evaluates those best parameters on the test split (test accuracy is reported
+   at the best validation step, not the last one) and writes `results.json`.
+Killing the process at any moment and rerunning the same command gives the same
+results as an uninterrupted run (tests/training/test_resume.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+from absl import logging
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from efficient_transformers import models
+from efficient_transformers.training import config_checks
+from efficient_transformers.training.checkpoints import Checkpoints
+from efficient_transformers.training.metrics_log import MetricsLog
+from efficient_transformers.training.optimizer import make_optimizer, make_schedule
+from efficient_transformers.training.steps import TrainState, eval_step, train_step
+import lra
+
+SPLITS = ("train", "val", "test")
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def load_splits(config) -> dict[str, lra.SplitData]:
+  data = config.data
+  options = {}
+  if data.source == "generated":
+    options = {"num_train_examples": data.num_train_examples, **data.generator}
+  return {split: lra.load(config.task, split, source=data.source, data_dir=data.data_dir,
+                          max_length=data.max_length, **options)
+          for split in SPLITS}
+
+
+def _head(arrays) -> str:
+  return "matcher" if "inputs1" in arrays else "classifier"
+
+
+def _format_time(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+      f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def evaluate(eval_fn, params, split: lra.SplitData, batch_size: int) -> dict[str, float]:
+  totals = None
+  for batch in lra.eval_batches(split.arrays, batch_size):
+    sums = eval_fn(params, batch)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  return {"loss": totals["loss"] / totals["count"],
+          "accuracy": totals["correct"] / totals["count"]}
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Runs (or resumes) one experiment in `workdir`; returns the results dict."""
+  wall_start = time.time()
+  config_checks.check_config(config)
+  config_checks.check_workdir_matches(config, workdir)
+  try:
+    splits = load_splits(config)
+    train = splits["train"]
+    head = _head(train.arrays)
+    model = models.build(config.model, head=head, vocab_size=train.vocab_size,
+                         num_classes=train.num_classes, max_length=train.max_length,
+                         rngs=nnx.Rngs(params=config.seed))
+  except (ValueError, FileNotFoundError) as e:
+    raise config_checks.ConfigError(str(e)) from e
+  for name, split in splits.items():
+    logging.info("%s: %d examples, length %d, majority-class rate %.4f",
+                 name, len(split), split.max_length, split.majority_class_rate())
+  graphdef, params = nnx.split(model, nnx.Param)
+  num_params = models.count_params(model)
+  logging.info("model: %s attention, %s head, %d parameters", config.model.attention,
+               head, num_params)
+  tx = make_optimizer(config.train)
+  schedule = make_schedule(config.train)
+  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params,
+                     opt_state=tx.init(params))
+
+  # Everything above can fail on a bad config; only now is the workdir written.
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
+  checkpoints = Checkpoints(workdir)
+  log = MetricsLog(workdir)
+  meta = {"best_val_accuracy": -1.0, "best_step": -1, "wall_seconds": 0.0,
+          "train_seconds": 0.0, "train_steps": 0}
+  if checkpoints.latest_step() is not None:
+    state, meta = checkpoints.restore_latest(state)
+    step = int(state.step)
+    checkpoints.discard_after(step)
+    log.truncate_after(step)
+    logging.info("resumed %s from step %d (best val accuracy %.4f at step %d)",
+                 workdir, step, meta["best_val_accuracy"], meta["best_step"])
+
+  results = _train(config, state, meta, graphdef, tx, schedule, head, splits,
+                   checkpoints, log, wall_start)
+  results["num_params"] = num_params
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  log.close()
+  checkpoints.close()
+  logging.info("results: %s", json.dumps(results))
+  return results
+
+
+def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoints, log,
+           wall_start):
+  cfg = config.train
+  train_fn = jax.jit(functools.partial(train_step, graphdef=graphdef, tx=tx, head=head,
+                                       seed=config.seed), donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, graphdef=graphdef, head=head))
+  num_steps = cfg.num_train_steps
+  step = int(state.step)
+  batches = lra.train_batches(splits["train"].arrays, cfg.batch_size, seed=config.seed,
+                              start_step=step)
+  wall_offset = meta["wall_seconds"]
+  # window_steps: steps whose metrics are in `totals`; timed_steps: those whose
+  # time is in the window (the first step of a session compiles; it is not timed).
+  totals, window_start, window_steps, timed_steps = None, time.time(), 0, 0
+  compiling = True
+
+  def flush_train_metrics():
+    """Host sync: logs the window's mean metrics; aborts on a non-finite loss."""
+    nonlocal totals, window_start, window_steps, timed_steps
+    if totals is None:
+      return
+    sums = jax.device_get(totals)
+    elapsed = time.time() - window_start
+    meta["train_seconds"] += elapsed
+    meta["train_steps"] += timed_steps
+    loss = sums["loss"] / sums["count"]
+    if not np.isfinite(loss):
+      raise NonFiniteLossError(
+          f"training loss became {loss} between steps {step - window_steps} and {step};"
+          f" stopping. The last good checkpoint (step {checkpoints.latest_step()}) is kept."
+          " Lower config.train.learning_rate or set config.train.grad_clip_norm.")
+    rate = timed_steps / max(elapsed, 1e-9)
+    log.write(step, "train", loss=loss, accuracy=sums["correct"] / sums["count"],
+              grad_norm=sums["grad_norm"] / window_steps,
+              learning_rate=float(schedule(step)), steps_per_sec=rate)
+    logging.info("step %d/%d | loss %.4f | acc %.4f | lr %.3g | %.2f steps/s | ETA %s",
+                 step, num_steps, loss, sums["correct"] / sums["count"],
+                 float(schedule(step)), rate,
+                 _format_time((num_steps - step) / max(rate, 1e-9)))
+    totals, window_start, window_steps, timed_steps = None, time.time(), 0, 0
+
+  while step < num_steps:
+    state, sums = train_fn(state, next(batches))
+    step += 1
+    window_steps += 1
+    if compiling:  # the session's first step compiles: exclude it from the timing
+      jax.block_until_ready(sums)
+      window_start, compiling = time.time(), False
+    else:
+      timed_steps += 1
+    sums = dict(sums)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    is_last = step == num_steps
+    do_eval = step % cfg.eval_every_steps == 0 or is_last
+    do_save = step % cfg.checkpoint_every_steps == 0 or is_last
+    if step % cfg.log_every_steps == 0 or do_eval or do_save:
+      flush_train_metrics()
+    if do_eval:
+      val = evaluate(eval_fn, state.params, splits["val"], cfg.eval_batch_size)
+      log.write(step, "val", **val)
+      improved = val["accuracy"] > meta["best_val_accuracy"]
+      logging.info("step %d | val loss %.4f | val acc %.4f%s", step, val["loss"],
+                   val["accuracy"], " (best)" if improved else "")
+      if improved:
+        meta["best_val_accuracy"], meta["best_step"] = float(val["accuracy"]), step
+        checkpoints.save_best(step, state.params)
+      window_start = time.time()  # eval time is not train time
+    if do_save:
+      meta["wall_seconds"] = wall_offset + time.time() - wall_start
+      checkpoints.save_latest(state, meta)
+      window_start = time.time()
+
+  best_params = checkpoints.restore_best(state.params)
+  test = evaluate(eval_fn, best_params, splits["test"], cfg.eval_batch_size)
+  log.write(meta["best_step"], "test", **test)
+  logging.info("test accuracy %.4f at the best validation step %d (val accuracy %.4f);"
+               " majority-class rates: val %.4f, test %.4f", test["accuracy"],
+               meta["best_step"], meta["best_val_accuracy"],
+               splits["val"].majority_class_rate(), splits["test"].majority_class_rate())
+  return {
+      "task": config.task,
+      "attention": config.model.attention,
+      "seed": config.seed,
+      "best_step": meta["best_step"],
+      "val_accuracy": meta["best_val_accuracy"],
+      "test_accuracy": float(test["accuracy"]),
+      "test_loss": float(test["loss"]),
+      "val_majority_class_rate": splits["val"].majority_class_rate(),
+      "test_majority_class_rate": splits["test"].majority_class_rate(),
+      "num_train_steps": num_steps,
+      "steps_per_sec": meta["train_steps"] / max(meta["train_seconds"], 1e-9),
+      "wall_seconds": wall_offset + time.time() - wall_start,
+  }

@@ -1,0 +1,31 @@
+"""lra: Long Range Arena data (Tay et al., "Long Range Arena: A Benchmark for
+Efficient Transformers", ICLR 2021), as numpy arrays. No jax, no models.
+
+- `dataset`: `SplitData`, one split of one task.
+- `listops`: ListOps (Nangia & Bowman 2018): seeded generator, evaluator, LRA
+  TSV files, fixed-vocabulary tokenizer, loader.
+- `batching`: deterministic, resumable train batches; padded eval batches.
+
+    data = lra.load("listops", "train", source="generated", data_dir="/tmp/lra")
+    for batch in lra.train_batches(data.arrays, 32, seed=0): ...
+"""
+
+from __future__ import annotations
+
+from lra import listops
+from lra.batching import eval_batches, train_batches
+from lra.dataset import SplitData
+
+TASKS = {"listops": listops.load}
+
+
+def load(task: str, split: str, *, source: str, data_dir: str | None = None,
+         max_length: int | None = None, **options) -> SplitData:
+  """Loads `split` of `task` (see TASKS; `lra.listops.load` for options)."""
+  if task not in TASKS:
+    raise ValueError(f"unknown LRA task {task!r}; valid: {sorted(TASKS)}")
+  return TASKS[task](split, source=source, data_dir=data_dir,
+                     max_length=max_length, **options)
+
+
+__all__ = ["TASKS", "SplitData", "eval_batches", "load", "train_batches"]

@@ -1,0 +1,53 @@
+r"""Train and evaluate one model on one LRA task.
+
+  python train.py --config=configs/transformer_listops.py --workdir=workdirs/listops \
+      [--config.train.num_train_steps=1000 ...]
+
+`--config` is a Python file whose get_config(arg) returns an ml_collections
+ConfigDict; `--config=file.py:quick` passes "quick" as arg (a small offline run).
+Any field can be overridden with --config.a.b=value. Rerunning the same command
+on the same --workdir resumes from its last checkpoint. The workdir receives
+config.json, metrics.jsonl, TensorBoard events, checkpoints/ and results.json.
+"""
+
+import logging as python_logging
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from efficient_transformers.training import train_and_evaluate
+from efficient_transformers.training.config_checks import ConfigError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (configs/{model}_{task}.py[:arg]).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Run directory: checkpoints, metrics and results go here.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_quiet_libraries)
+  logging.info("jax %s on %s: %s", jax.__version__, jax.default_backend(), jax.devices())
+  try:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except ConfigError as e:
+    # Bad config or missing data: the message says what and how to fix it.
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _quiet_libraries(record) -> bool:
+  """Keeps orbax's per-save INFO chatter out of the progress output."""
+  return record.levelno >= python_logging.WARNING or "/orbax/" not in record.pathname
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.INFO)
+  app.run(main)
