@@ -1,0 +1,141 @@
+"""Multi-head attention layer: projections around any registered mechanism.
+
+Paper: Vaswani et al. 2017 (multi-head attention); the mechanism in the middle
+is whichever `efficient_transformers.attention` registers under `attention`.
+
+    x [B, Tq, E], context [B, Tk, E]
+      q = x W_q, k = context W_k, v = context W_v     E -> qkv_dim, split into
+                                                       num_heads heads of
+                                                       qkv_dim // num_heads
+      out = attention.get(attention)(q, k, v, mask=, causal=, **options)
+      y = concat_heads(out) W_o                        qkv_dim -> E
+
+As in LRA's `SelfAttention`: no biases, xavier_uniform kernels.
+
+No attention-probability dropout: efficient mechanisms never materialise the
+attention probabilities, so there is nothing to drop. LRA's
+`attention_dropout_rate` is therefore not applied, for any mechanism.
+
+Options: `attention_kw` (a dict, or an ml_collections ConfigDict) is passed to
+the mechanism as keyword options. Values must be plain Python (numbers,
+strings, tuples; lists become tuples) because they are static structure of the
+module; arrays and random keys are parameters, which belong to a mechanism
+module (below).
+
+Mechanism-owned parameters (the extension point): a mechanism that needs
+learned or random tensors (Linformer projections, Performer features, routing
+centroids, ...) registers a factory in `MECHANISM_MODULES[name]`:
+
+    factory(*, num_heads, head_dim, attention_kw, rngs) -> nnx.Module
+    module(q_len, kv_len) -> dict of extra keyword options for the call
+
+When the layer's attention name is in `MECHANISM_MODULES`, the layer creates
+that module at construction (as `self.mechanism`) and merges its options over
+`attention_kw` at every call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import einops
+import jax
+from flax import nnx
+
+from efficient_transformers import attention as attention_lib
+
+MECHANISM_MODULES: dict[str, Callable[..., nnx.Module]] = {}
+
+
+def _freeze(value: Any) -> Any:
+  """Lists become tuples so that options are hashable static structure."""
+  if isinstance(value, (list, tuple)):
+    return tuple(_freeze(v) for v in value)
+  return value
+
+
+def freeze_options(attention_kw: Mapping[str, Any] | None
+                   ) -> tuple[tuple[str, Any], ...]:
+  """attention_kw (dict, ConfigDict or None) -> sorted hashable pairs."""
+  options = tuple(sorted(
+      (str(k), _freeze(v)) for k, v in dict(attention_kw or {}).items()))
+  for key, value in options:
+    try:
+      hash(value)
+    except TypeError:
+      raise ValueError(
+          f"attention_kw[{key!r}] = {value!r} is not a plain Python value;"
+          " arrays, keys and learned tensors belong to a MECHANISM_MODULES"
+          " module") from None
+  return options
+
+
+class AttentionLayer(nnx.Module):
+  """Projections + registered attention + output projection.
+
+  Args:
+    emb_dim: input and output width E.
+    num_heads: number of heads N.
+    qkv_dim: total width of q, k, v across heads (default emb_dim); each head
+      has qkv_dim // num_heads features.
+    attention: registered mechanism name (`efficient_transformers.attention`).
+    attention_kw: keyword options for the mechanism.
+    rngs: parameter initialisation.
+  """
+
+  def __init__(self, emb_dim: int, num_heads: int, *,
+               qkv_dim: int | None = None, attention: str = "dense",
+               attention_kw: Mapping[str, Any] | None = None,
+               rngs: nnx.Rngs):
+    qkv_dim = emb_dim if qkv_dim is None else qkv_dim
+    if qkv_dim % num_heads:
+      raise ValueError(
+          f"qkv_dim {qkv_dim} is not divisible by num_heads {num_heads}")
+    self.attention = attention
+    self.attention_fn = attention_lib.get(attention)  # unknown name fails here
+    self.attention_options = freeze_options(attention_kw)
+    self.num_heads = num_heads
+    head_dim = qkv_dim // num_heads
+
+    def projection(d_in, d_out):
+      return nnx.Linear(d_in, d_out, use_bias=False,
+                        kernel_init=jax.nn.initializers.xavier_uniform(),
+                        rngs=rngs)
+
+    self.query = projection(emb_dim, qkv_dim)
+    self.key = projection(emb_dim, qkv_dim)
+    self.value = projection(emb_dim, qkv_dim)
+    self.out = projection(qkv_dim, emb_dim)
+    if attention in MECHANISM_MODULES:
+      self.mechanism = MECHANISM_MODULES[attention](
+          num_heads=num_heads, head_dim=head_dim,
+          attention_kw=dict(self.attention_options), rngs=rngs)
+    else:
+      self.mechanism = None
+
+  def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
+               mask: jax.Array | None = None,
+               causal: bool = False) -> jax.Array:
+    """Attends from x [B, Tq, E] to context [B, Tk, E] (default x).
+
+    Args:
+      x: queries' input [batch, q_len, emb_dim].
+      context: keys' and values' input [batch, kv_len, emb_dim]; None = x.
+      mask: optional bool [batch, kv_len] key padding over context, True = real.
+      causal: query i sees keys j <= i.
+
+    Returns:
+      [batch, q_len, emb_dim].
+    """
+    context = x if context is None else context
+    split = lambda t: einops.rearrange(t, "b t (n h) -> b t n h",
+                                       n=self.num_heads)
+    q_BxTxNxH = split(self.query(x))
+    k_BxSxNxH = split(self.key(context))
+    v_BxSxNxH = split(self.value(context))
+    options = dict(self.attention_options)
+    if self.mechanism is not None:
+      options.update(self.mechanism(x.shape[1], context.shape[1]))
+    out_BxTxNxH = self.attention_fn(
+        q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask=mask, causal=causal, **options)
+    return self.out(einops.rearrange(out_BxTxNxH, "b t n h -> b t (n h)"))
