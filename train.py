@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from efficient_transformers.training import train_and_evaluate
 from efficient_transformers.training.config_checks import ConfigError
+from efficient_transformers.training.loop import NonFiniteLossError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/{model}_{task}.py[:arg]).",
@@ -41,6 +42,9 @@ def main(argv):
     # Bad config or missing data: the message says what and how to fix it.
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except NonFiniteLossError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 def _quiet_libraries(record) -> bool:
