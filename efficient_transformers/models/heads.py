@@ -41,6 +41,26 @@ def pool(hidden_BxLxE: jax.Array, mask_BxL: jax.Array,
   return total_BxE / count_Bx1
 
 
+class PooledEncoder(nnx.Module):
+  """The Encoder followed by pooling: tokens [B, L] -> [B, emb_dim].
+
+  pooling "cls" prepends a CLS vector (Encoder use_cls) and returns its state;
+  "mean" averages the real (non-padding) positions.
+  """
+
+  def __init__(self, vocab_size: int, max_length: int, *, pooling: str,
+               rngs: nnx.Rngs, **encoder_kw):
+    _check_pooling(pooling)
+    self.pooling = pooling
+    self.encoder = Encoder(vocab_size, max_length, use_cls=pooling == "cls",
+                           rngs=rngs, **encoder_kw)
+
+  def __call__(self, tokens: jax.Array, *, deterministic: bool,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    hidden, mask = self.encoder(tokens, deterministic=deterministic, rngs=rngs)
+    return pool(hidden, mask, self.pooling)
+
+
 class Classifier(nnx.Module):
   """Encoder + pooling + MLP head: tokens [B, L] -> logits [B, num_classes].
 
@@ -56,19 +76,16 @@ class Classifier(nnx.Module):
 
   def __init__(self, vocab_size: int, max_length: int, *, num_classes: int,
                pooling: str = "cls", rngs: nnx.Rngs, **encoder_kw):
-    _check_pooling(pooling)
-    self.pooling = pooling
-    self.encoder = Encoder(vocab_size, max_length, use_cls=pooling == "cls",
-                           rngs=rngs, **encoder_kw)
-    emb_dim, mlp_dim = self.encoder.emb_dim, self.encoder.mlp_dim
+    self.encoder = PooledEncoder(vocab_size, max_length, pooling=pooling,
+                                 rngs=rngs, **encoder_kw)
+    emb_dim, mlp_dim = encoder_kw["emb_dim"], encoder_kw["mlp_dim"]
     self.hidden = nnx.Linear(emb_dim, mlp_dim, rngs=rngs)
     self.logits = nnx.Linear(mlp_dim, num_classes, rngs=rngs)
 
   def __call__(self, tokens: jax.Array, *, deterministic: bool,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     """int tokens [B, L] (0 = padding) -> logits [B, num_classes]."""
-    hidden, mask = self.encoder(tokens, deterministic=deterministic, rngs=rngs)
-    pooled_BxE = pool(hidden, mask, self.pooling)
+    pooled_BxE = self.encoder(tokens, deterministic=deterministic, rngs=rngs)
     return self.logits(jax.nn.relu(self.hidden(pooled_BxE)))
 
 
@@ -85,24 +102,18 @@ class Matcher(nnx.Module):
 
   def __init__(self, vocab_size: int, max_length: int, *, num_classes: int = 2,
                pooling: str = "cls", rngs: nnx.Rngs, **encoder_kw):
-    _check_pooling(pooling)
-    self.pooling = pooling
-    self.encoder = Encoder(vocab_size, max_length, use_cls=pooling == "cls",
-                           rngs=rngs, **encoder_kw)
-    emb_dim, mlp_dim = self.encoder.emb_dim, self.encoder.mlp_dim
+    self.encoder = PooledEncoder(vocab_size, max_length, pooling=pooling,
+                                 rngs=rngs, **encoder_kw)
+    emb_dim, mlp_dim = encoder_kw["emb_dim"], encoder_kw["mlp_dim"]
     self.hidden1 = nnx.Linear(4 * emb_dim, mlp_dim, rngs=rngs)
     self.hidden2 = nnx.Linear(mlp_dim, mlp_dim // 2, rngs=rngs)
     self.logits = nnx.Linear(mlp_dim // 2, num_classes, rngs=rngs)
 
-  def _tower(self, tokens, deterministic, rngs):
-    hidden, mask = self.encoder(tokens, deterministic=deterministic, rngs=rngs)
-    return pool(hidden, mask, self.pooling)
-
   def __call__(self, tokens1: jax.Array, tokens2: jax.Array, *,
                deterministic: bool, rngs: nnx.Rngs | None = None) -> jax.Array:
     """int tokens1 [B, L1], tokens2 [B, L2] -> logits [B, num_classes]."""
-    u_BxE = self._tower(tokens1, deterministic, rngs)
-    v_BxE = self._tower(tokens2, deterministic, rngs)
+    u_BxE = self.encoder(tokens1, deterministic=deterministic, rngs=rngs)
+    v_BxE = self.encoder(tokens2, deterministic=deterministic, rngs=rngs)
     features_Bx4E = jnp.concatenate(
         [u_BxE, v_BxE, u_BxE * v_BxE, u_BxE - v_BxE], axis=-1)
     h = jax.nn.relu(self.hidden1(features_Bx4E))

@@ -33,8 +33,8 @@ def test_build_every_head(tokens, head, two_inputs, shape):
 
 def test_build_reads_pooling_and_qkv_dim():
   model = _build({**CONFIG, "pooling": "cls", "qkv_dim": 8})
-  assert model.pooling == "cls" and model.encoder.use_cls
-  assert model.encoder.blocks[0].attention.query.kernel.shape == (16, 8)
+  assert model.encoder.pooling == "cls" and model.encoder.encoder.use_cls
+  assert model.encoder.encoder.blocks[0].attention.query.kernel.shape == (16, 8)
 
 
 def test_unknown_head():
