@@ -43,7 +43,7 @@ HEADS: dict[str, type[nnx.Module]] = {
 _ENCODER_KEYS = {
     "attention": None, "num_layers": None, "emb_dim": None, "num_heads": None,
     "mlp_dim": None, "attention_kw": {}, "qkv_dim": None, "dropout_rate": 0.1,
-    "position": "sinusoidal",
+    "position": "sinusoidal", "layer_overrides": None,
 }
 _REQUIRED = ("attention", "num_layers", "emb_dim", "num_heads", "mlp_dim")
 
@@ -53,8 +53,8 @@ def build(model_config: Mapping[str, Any], *, head: str, vocab_size: int,
   """Builds HEADS[head] from a model config (dict or ml_collections ConfigDict).
 
   Keys read: attention, num_layers, emb_dim, num_heads, mlp_dim (required);
-  attention_kw ({}), qkv_dim (emb_dim), dropout_rate (0.1), position
-  ("sinusoidal"), pooling ("cls"; classifier and matcher only). Other keys are
+  attention_kw ({}), layer_overrides (None; see Encoder), qkv_dim (emb_dim),
+  dropout_rate (0.1), position ("sinusoidal"), pooling ("cls"; classifier and matcher only). Other keys are
   ignored. causal_lm and encoder_decoder ignore num_classes.
   """
   if head not in HEADS:

@@ -26,8 +26,12 @@ Mechanism-owned parameters (the extension point): a mechanism that needs
 learned or random tensors (Linformer projections, Performer features, routing
 centroids, ...) registers a factory in `MECHANISM_MODULES[name]`:
 
-    factory(*, num_heads, head_dim, attention_kw, rngs) -> nnx.Module
-    module(q_len, kv_len) -> dict of extra keyword options for the call
+    factory(*, emb_dim, num_heads, head_dim, attention_kw, rngs) -> nnx.Module
+    module(x, context, *, deterministic, rngs) -> dict of extra keyword options
+
+`x` [B, Tq, E] and `context` [B, Tk, E] are the layer's inputs (e.g. for
+Longformer's separate global projections); `deterministic` and `rngs` are the
+call's (e.g. for random features redrawn in training, fixed at evaluation).
 
 When the layer's attention name is in `MECHANISM_MODULES`, the layer creates
 that module at construction (as `self.mechanism`) and merges its options over
@@ -108,14 +112,15 @@ class AttentionLayer(nnx.Module):
     self.out = projection(qkv_dim, emb_dim)
     if attention in MECHANISM_MODULES:
       self.mechanism = MECHANISM_MODULES[attention](
-          num_heads=num_heads, head_dim=head_dim,
+          emb_dim=emb_dim, num_heads=num_heads, head_dim=head_dim,
           attention_kw=dict(self.attention_options), rngs=rngs)
     else:
       self.mechanism = None
 
   def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
-               mask: jax.Array | None = None,
-               causal: bool = False) -> jax.Array:
+               mask: jax.Array | None = None, causal: bool = False,
+               deterministic: bool = True,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
     """Attends from x [B, Tq, E] to context [B, Tk, E] (default x).
 
     Args:
@@ -123,6 +128,7 @@ class AttentionLayer(nnx.Module):
       context: keys' and values' input [batch, kv_len, emb_dim]; None = x.
       mask: optional bool [batch, kv_len] key padding over context, True = real.
       causal: query i sees keys j <= i.
+      deterministic, rngs: passed to a mechanism module (if any).
 
     Returns:
       [batch, q_len, emb_dim].
@@ -135,7 +141,8 @@ class AttentionLayer(nnx.Module):
     v_BxSxNxH = split(self.value(context))
     options = dict(self.attention_options)
     if self.mechanism is not None:
-      options.update(self.mechanism(x.shape[1], context.shape[1]))
+      options.update(self.mechanism(x, context, deterministic=deterministic,
+                                    rngs=rngs))
     out_BxTxNxH = self.attention_fn(
         q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask=mask, causal=causal, **options)
     return self.out(einops.rearrange(out_BxTxNxH, "b t n h -> b t (n h)"))

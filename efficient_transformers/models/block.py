@@ -80,13 +80,14 @@ class Block(nnx.Module):
     """
     check_rngs(deterministic, rngs, "Block")
     drop = lambda y: self.dropout(y, deterministic=deterministic, rngs=rngs)
-    x = x + drop(self.attention(self.attention_norm(x), mask=mask,
-                                causal=causal))
+    x = x + drop(self.attention(self.attention_norm(x), mask=mask, causal=causal,
+                                deterministic=deterministic, rngs=rngs))
     if self.cross_attention is not None:
       if memory is None:
         raise ValueError("Block has cross_attention but no memory was given")
       x = x + drop(self.cross_attention(
-          self.cross_attention_norm(x), memory, mask=memory_mask))
+          self.cross_attention_norm(x), memory, mask=memory_mask,
+          deterministic=deterministic, rngs=rngs))
     elif memory is not None:
       raise ValueError("memory given to a Block without cross_attention")
     h = drop(jax.nn.gelu(self.mlp_in(self.mlp_norm(x))))

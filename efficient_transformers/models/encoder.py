@@ -18,7 +18,7 @@ encoder-decoder (`causal=True, cross_attention=True`, attending to `memory`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,20 @@ from flax import nnx
 from efficient_transformers.models.block import Block
 from efficient_transformers.models.dropout import check_rngs
 from efficient_transformers.models.embedding import Embedder
+
+
+def layer_attention(attention: str, attention_kw: Mapping[str, Any] | None,
+                    layer_overrides: Sequence[Mapping[str, Any]] | None,
+                    layer: int) -> tuple[str, dict[str, Any]]:
+  """The (mechanism, options) of one layer, after `layer_overrides`."""
+  kw = dict(attention_kw or {})
+  if layer_overrides:
+    override = dict(layer_overrides[layer % len(layer_overrides)])
+    if override.get("attention", attention) != attention:
+      kw = {}  # another mechanism: the base options do not apply to it
+    attention = override.pop("attention", attention)
+    kw.update(override)
+  return attention, kw
 
 
 class Encoder(nnx.Module):
@@ -38,6 +52,14 @@ class Encoder(nnx.Module):
     num_layers, emb_dim, num_heads, mlp_dim, qkv_dim: sizes (qkv_dim defaults
       to emb_dim).
     attention, attention_kw: registered mechanism and its options.
+    layer_overrides: optional sequence of dicts cycled over the layers: layer i
+      uses `attention` and `attention_kw` updated by
+      layer_overrides[i % len(layer_overrides)]: key "attention" names another
+      mechanism (whose options are then only that dict's other keys); other
+      keys update `attention_kw`. E.g. Axial
+      Transformer layers alternating axes: ({"axis": 0}, {"axis": 1}); the
+      Memory-Compressed Transformer's mix: ({"attention": "local"},
+      {"attention": "memory_compressed"}).
     dropout_rate: dropout on embeddings and every residual branch.
     position: "sinusoidal", "learned" or "none".
     use_cls: prepend a learned CLS vector.
@@ -50,6 +72,7 @@ class Encoder(nnx.Module):
                emb_dim: int, num_heads: int, mlp_dim: int,
                qkv_dim: int | None = None, attention: str = "dense",
                attention_kw: Mapping[str, Any] | None = None,
+               layer_overrides: Sequence[Mapping[str, Any]] | None = None,
                dropout_rate: float = 0.1, position: str = "sinusoidal",
                use_cls: bool = False, causal: bool = False,
                cross_attention: bool = False, rngs: nnx.Rngs):
@@ -59,12 +82,14 @@ class Encoder(nnx.Module):
     self.causal = causal
     self.embedder = Embedder(vocab_size, emb_dim, max_length, position=position,
                              dropout_rate=dropout_rate, use_cls=use_cls, rngs=rngs)
+    layers = [layer_attention(attention, attention_kw, layer_overrides, i)
+              for i in range(num_layers)]
     self.blocks = nnx.List([
         Block(emb_dim, num_heads, mlp_dim, qkv_dim=qkv_dim,
-              attention=attention, attention_kw=attention_kw,
+              attention=name, attention_kw=kw,
               dropout_rate=dropout_rate, cross_attention=cross_attention,
               rngs=rngs)
-        for _ in range(num_layers)])
+        for name, kw in layers])
     self.final_norm = nnx.LayerNorm(emb_dim, rngs=rngs)
 
   def __call__(self, tokens: jax.Array, *, memory: jax.Array | None = None,

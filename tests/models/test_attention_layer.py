@@ -73,12 +73,12 @@ def test_array_option_rejected():
 class _Projections(nnx.Module):
   """A toy mechanism module: one learned [kv_len, k] projection."""
 
-  def __init__(self, *, num_heads, head_dim, attention_kw, rngs):
+  def __init__(self, *, emb_dim, num_heads, head_dim, attention_kw, rngs):
     self.proj = nnx.Param(
         jax.random.normal(rngs.params(), (12, attention_kw["k_dim"])))
 
-  def __call__(self, q_len, kv_len):
-    return {"proj": self.proj[:kv_len]}
+  def __call__(self, x, context, *, deterministic, rngs):
+    return {"proj": self.proj[:context.shape[1]]}
 
 
 def test_mechanism_module_extension_point(monkeypatch):

@@ -50,3 +50,18 @@ def test_jit_with_split_merge(tiny, tokens):
   np.testing.assert_allclose(
       out, encoder(tokens, deterministic=False,
                    rngs=nnx.Rngs(dropout=jax.random.key(3)))[0], atol=1e-5)
+
+
+def test_layer_overrides_cycle_over_layers(tiny):
+  from efficient_transformers.models.encoder import layer_attention
+  overrides = ({"axis": 0}, {"attention": "other", "k": 2})
+  assert layer_attention("dense", {"w": 1}, overrides, 0) == ("dense", {"w": 1, "axis": 0})
+  assert layer_attention("dense", {"w": 1}, overrides, 1) == ("other", {"k": 2})
+  assert layer_attention("dense", {"w": 1}, overrides, 2) == ("dense", {"w": 1, "axis": 0})
+  assert layer_attention("dense", {"w": 1}, None, 5) == ("dense", {"w": 1})
+  encoder = Encoder(VOCAB, 8, layer_overrides=({}, {"attention": "nope"}),
+                    rngs=nnx.Rngs(0), **{**tiny, "num_layers": 1})
+  assert len(encoder.blocks) == 1  # layer 1 (the bad name) is never built
+  with pytest.raises(ValueError, match="'nope'"):
+    Encoder(VOCAB, 8, layer_overrides=({}, {"attention": "nope"}), rngs=nnx.Rngs(0),
+            **{**tiny, "num_layers": 2})

@@ -1,0 +1,43 @@
+"""Every configs/{model}_{task}.py runs end to end (its quick variant, shrunk)."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+from efficient_transformers.training import loop
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = sorted(p for p in ROOT.glob("configs/*_*.py") if not p.name.startswith("_"))
+
+# Shrinks the run, keeping the quick config's sequence length (mechanisms such
+# as axial attention are configured for it) and its number of layers (layer
+# mixes alternate across layers).
+SHRINK = {
+    "data.num_train_examples": 32, "data.generator.num_eval_examples": 8,
+    "model.emb_dim": 16, "model.qkv_dim": 16, "model.mlp_dim": 16, "model.num_heads": 2,
+    "train.batch_size": 8, "train.eval_batch_size": 8, "train.num_train_steps": 2,
+    "train.eval_every_steps": 2, "train.checkpoint_every_steps": 2,
+}
+
+
+def _config(path):
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("quick")
+  for key, value in SHRINK.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_quick_config_trains_end_to_end(path, tmp_path):
+  results = loop.train_and_evaluate(_config(path), str(tmp_path))
+  assert results["best_step"] == 2
+  assert 0.0 <= results["test_accuracy"] <= 1.0
+  assert (tmp_path / "results.json").exists()
