@@ -50,7 +50,9 @@ QUICK = {
 
 MODELS = {
     # Vaswani et al. 2017: full softmax attention, LRA's "Transformer" row.
-    "transformer": {"attention": "dense", "attention_kw": {}},
+    # impl "chunked" is exact and O(L) in memory; "xla" is the quadratic form,
+    # "cudnn" the fused GPU kernel (bf16) -- see attention/dense.py.
+    "transformer": {"attention": "dense", "attention_kw": {"impl": "chunked"}},
 }
 
 TRAIN_DEFAULTS = {
