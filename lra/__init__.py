@@ -4,6 +4,11 @@ Efficient Transformers", ICLR 2021), as numpy arrays. No jax, no models.
 - `dataset`: `SplitData`, one split of one task.
 - `listops`: ListOps (Nangia & Bowman 2018): seeded generator, evaluator, LRA
   TSV files, fixed-vocabulary tokenizer, loader.
+- `text`, `retrieval`, `image`: IMDB bytes, AAN byte pairs, grayscale
+  CIFAR-10 (and the offline stand-ins movie_reviews and fashion_mnist).
+- `pathfinder`: Pathfinder (32x32) and Path-X (128x128): the release's PNG
+  files, or our seeded generator (`pathfinder_generator`).
+- `cache`: the disk cache of tokenised splits.
 - `batching`: deterministic, resumable train batches; padded eval batches.
 
     data = lra.load("listops", "train", source="generated", data_dir="/tmp/lra")
@@ -12,11 +17,20 @@ Efficient Transformers", ICLR 2021), as numpy arrays. No jax, no models.
 
 from __future__ import annotations
 
+import functools
+
+from lra import image
 from lra import listops
+from lra import pathfinder
+from lra import retrieval
+from lra import text
 from lra.batching import eval_batches, train_batches
 from lra.dataset import SplitData
 
-TASKS = {"listops": listops.load}
+TASKS = {"listops": listops.load, "text": text.load,
+         "retrieval": retrieval.load, "image": image.load}
+TASKS["pathfinder"] = pathfinder.load  # 32x32 by default; see its resolution.
+TASKS["pathx"] = functools.partial(pathfinder.load, resolution=128)
 
 
 def load(task: str, split: str, *, source: str, data_dir: str | None = None,

@@ -26,13 +26,53 @@ from typing import Callable
 import numpy as np
 
 from efficient_transformers.attention.dense import dense, dense_pattern
+from efficient_transformers.attention.local import local, local_pattern
+from efficient_transformers.attention.sliding_window import sliding_window, sliding_window_pattern
+from efficient_transformers.attention.longformer import longformer, longformer_pattern
+from efficient_transformers.attention.strided import strided, strided_pattern
+from efficient_transformers.attention.axial import axial, axial_pattern
+from efficient_transformers.attention.bigbird import bigbird, bigbird_pattern
+from efficient_transformers.attention.etc import etc, etc_pattern
+from efficient_transformers.attention.image_local_1d import image_local_1d, image_local_1d_pattern
+from efficient_transformers.attention.image_local_2d import image_local_2d, image_local_2d_pattern
+from efficient_transformers.attention.memory_compressed import memory_compressed
+from efficient_transformers.attention.linear import linear
+from efficient_transformers.attention.linformer import linformer
+from efficient_transformers.attention.nystromformer import nystromformer
+from efficient_transformers.attention.performer import performer
+from efficient_transformers.attention.synthesizer import synthesizer_dense, synthesizer_random
 
 REGISTRY: dict[str, Callable] = {
     "dense": dense,
+    "local": local,
+    "sliding_window": sliding_window,
+    "longformer": longformer,
+    "strided": strided,
+    "linear": linear,
+    "linformer": linformer,
+    "nystromformer": nystromformer,
+    "performer": performer,
+    "synthesizer_dense": synthesizer_dense,
+    "synthesizer_random": synthesizer_random,
+    "axial": axial,
+    "bigbird": bigbird,
+    "etc": etc,
+    "image_local_1d": image_local_1d,
+    "image_local_2d": image_local_2d,
+    "memory_compressed": memory_compressed,
 }
 
 PATTERNS: dict[str, Callable[..., np.ndarray]] = {
     "dense": dense_pattern,
+    "local": local_pattern,
+    "sliding_window": sliding_window_pattern,
+    "longformer": longformer_pattern,
+    "strided": strided_pattern,
+    "axial": axial_pattern,
+    "bigbird": bigbird_pattern,
+    "etc": etc_pattern,
+    "image_local_1d": image_local_1d_pattern,
+    "image_local_2d": image_local_2d_pattern,
 }
 
 

@@ -26,8 +26,15 @@ Mechanism-owned parameters (the extension point): a mechanism that needs
 learned or random tensors (Linformer projections, Performer features, routing
 centroids, ...) registers a factory in `MECHANISM_MODULES[name]`:
 
-    factory(*, emb_dim, num_heads, head_dim, attention_kw, rngs) -> nnx.Module
+    factory(*, emb_dim, num_heads, head_dim, max_length, attention_kw, rngs)
+        -> nnx.Module
     module(x, context, *, deterministic, rngs) -> dict of extra keyword options
+
+`max_length` is the longest key sequence the layer will see (the encoder's
+max_length, CLS included; None when unknown), for parameters sized by length
+(Linformer projections, Synthesizer weights). A module may consume options
+that are not the function's (e.g. Linformer's `low_rank`): it lists them in
+its `layer_options` attribute and the layer does not pass them to the function.
 
 `x` [B, Tq, E] and `context` [B, Tk, E] are the layer's inputs (e.g. for
 Longformer's separate global projections); `deterministic` and `rngs` are the
@@ -47,8 +54,22 @@ import jax
 from flax import nnx
 
 from efficient_transformers import attention as attention_lib
+from efficient_transformers.models.longformer_projections import LongformerGlobalProjections
+from efficient_transformers.models.memory_compressed_conv import MemoryCompressedConv
+from efficient_transformers.models.low_rank_projections import LinformerProjections
+from efficient_transformers.models.nystrom_conv import NystromConv
+from efficient_transformers.models.random_features import PerformerFeatures
+from efficient_transformers.models.synthesizer_weights import (SynthesizerDenseWeights,
+                                                               SynthesizerRandomWeights)
 
 MECHANISM_MODULES: dict[str, Callable[..., nnx.Module]] = {}
+MECHANISM_MODULES["longformer"] = LongformerGlobalProjections
+MECHANISM_MODULES["memory_compressed"] = MemoryCompressedConv
+MECHANISM_MODULES["linformer"] = LinformerProjections
+MECHANISM_MODULES["nystromformer"] = NystromConv
+MECHANISM_MODULES["performer"] = PerformerFeatures
+MECHANISM_MODULES["synthesizer_dense"] = SynthesizerDenseWeights
+MECHANISM_MODULES["synthesizer_random"] = SynthesizerRandomWeights
 
 
 def _freeze(value: Any) -> Any:
@@ -84,13 +105,14 @@ class AttentionLayer(nnx.Module):
       has qkv_dim // num_heads features.
     attention: registered mechanism name (`efficient_transformers.attention`).
     attention_kw: keyword options for the mechanism.
+    max_length: longest key sequence, for a mechanism module's parameters.
     rngs: parameter initialisation.
   """
 
   def __init__(self, emb_dim: int, num_heads: int, *,
                qkv_dim: int | None = None, attention: str = "dense",
                attention_kw: Mapping[str, Any] | None = None,
-               rngs: nnx.Rngs):
+               max_length: int | None = None, rngs: nnx.Rngs):
     qkv_dim = emb_dim if qkv_dim is None else qkv_dim
     if qkv_dim % num_heads:
       raise ValueError(
@@ -113,6 +135,7 @@ class AttentionLayer(nnx.Module):
     if attention in MECHANISM_MODULES:
       self.mechanism = MECHANISM_MODULES[attention](
           emb_dim=emb_dim, num_heads=num_heads, head_dim=head_dim,
+          max_length=max_length,
           attention_kw=dict(self.attention_options), rngs=rngs)
     else:
       self.mechanism = None
@@ -141,6 +164,8 @@ class AttentionLayer(nnx.Module):
     v_BxSxNxH = split(self.value(context))
     options = dict(self.attention_options)
     if self.mechanism is not None:
+      for key in getattr(self.mechanism, "layer_options", ()):
+        options.pop(key, None)
       options.update(self.mechanism(x, context, deterministic=deterministic,
                                     rngs=rngs))
     out_BxTxNxH = self.attention_fn(

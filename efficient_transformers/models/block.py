@@ -32,6 +32,7 @@ class Block(nnx.Module):
     attention, attention_kw: the registered mechanism and its options.
     dropout_rate: dropout on each residual branch and after the GELU.
     cross_attention: add a cross-attention sub-layer over `memory`.
+    max_length: longest sequence (self and memory), for mechanism parameters.
     rngs: parameter initialisation.
   """
 
@@ -39,11 +40,11 @@ class Block(nnx.Module):
                qkv_dim: int | None = None, attention: str = "dense",
                attention_kw: Mapping[str, Any] | None = None,
                dropout_rate: float = 0.1, cross_attention: bool = False,
-               rngs: nnx.Rngs):
+               max_length: int | None = None, rngs: nnx.Rngs):
     def attention_layer():
       return AttentionLayer(emb_dim, num_heads, qkv_dim=qkv_dim,
                             attention=attention, attention_kw=attention_kw,
-                            rngs=rngs)
+                            max_length=max_length, rngs=rngs)
 
     def dense(d_in, d_out):
       return nnx.Linear(d_in, d_out,

@@ -88,7 +88,7 @@ class Encoder(nnx.Module):
         Block(emb_dim, num_heads, mlp_dim, qkv_dim=qkv_dim,
               attention=name, attention_kw=kw,
               dropout_rate=dropout_rate, cross_attention=cross_attention,
-              rngs=rngs)
+              max_length=max_length + use_cls, rngs=rngs)
         for name, kw in layers])
     self.final_norm = nnx.LayerNorm(emb_dim, rngs=rngs)
 

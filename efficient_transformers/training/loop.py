@@ -43,9 +43,11 @@ class NonFiniteLossError(FloatingPointError):
 
 def load_splits(config) -> dict[str, lra.SplitData]:
   data = config.data
-  options = {}
+  # config.data.options: the source's own options (e.g. movie_reviews' seed,
+  # cache_dir, max_examples); generated sources also get the generator's.
+  options = dict(data.get("options") or {})
   if data.source == "generated":
-    options = {"num_train_examples": data.num_train_examples, **data.generator}
+    options.update({"num_train_examples": data.num_train_examples, **data.generator})
   return {split: lra.load(config.task, split, source=data.source, data_dir=data.data_dir,
                           max_length=data.max_length, **options)
           for split in SPLITS}

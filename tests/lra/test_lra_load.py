@@ -86,8 +86,8 @@ def test_lra_release_missing_files(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, names", [
-    (dict(task="pathx", split="train", source="generated"),
-     ["pathx", "listops"]),
+    (dict(task="pathfinder128", split="train", source="generated"),
+     ["pathfinder128", "listops"]),
     (dict(task="listops", split="validation", source="generated"),
      ["validation", "train", "val", "test"]),
     (dict(task="listops", split="train", source="tfds"),

@@ -73,9 +73,11 @@ def test_array_option_rejected():
 class _Projections(nnx.Module):
   """A toy mechanism module: one learned [kv_len, k] projection."""
 
-  def __init__(self, *, emb_dim, num_heads, head_dim, attention_kw, rngs):
+  layer_options = ("unused_by_function",)
+
+  def __init__(self, *, emb_dim, num_heads, head_dim, max_length, attention_kw, rngs):
     self.proj = nnx.Param(
-        jax.random.normal(rngs.params(), (12, attention_kw["k_dim"])))
+        jax.random.normal(rngs.params(), (max_length, attention_kw["k_dim"])))
 
   def __call__(self, x, context, *, deterministic, rngs):
     return {"proj": self.proj[:context.shape[1]]}
@@ -92,7 +94,8 @@ def test_mechanism_module_extension_point(monkeypatch):
   monkeypatch.setitem(attention_layer.MECHANISM_MODULES, "projected",
                       _Projections)
   layer = AttentionLayer(16, 2, attention="projected",
-                         attention_kw={"k_dim": 3}, rngs=nnx.Rngs(0))
+                         attention_kw={"k_dim": 3, "unused_by_function": 1},
+                         max_length=12, rngs=nnx.Rngs(0))
   x, context = _inputs()
   assert layer(x, context).shape == (2, 8, 16)
   assert isinstance(layer.mechanism, _Projections)

@@ -1,0 +1,202 @@
+"""Performer: FAVOR+ (fast attention via positive orthogonal random features).
+
+Paper: Choromanski et al. 2020, "Rethinking Attention with Performers".
+Family: kernel methods (Tay et al.'s survey, "kernels").
+Complexity: O(L * m * d) time, O(L * m + m * d) memory for m random features.
+  Causal: chunked prefix sums (`linear.causal_linear_attention`): a `lax.scan`
+  over chunks carrying the m x d state, the masked quadratic form inside each
+  chunk; never an [L, m, d] tensor.
+Exact: no. softmax(q.k / sqrt(d)) is estimated without bias by
+  phi(q).phi(k), phi(x) = m^-1/2 exp(W x' - |x'|^2 / 2), x' = x d^-1/4, W the
+  [m, d] random features; the error falls as m grows (tests). Given the same W,
+  the output equals the quadratic form normalize(phi(Q) phi(K)^T) V exactly.
+Causal: yes, aligned at the sequence ends (masks.py); `recurrent_step` is the
+  RNN form for decoding (state S, z and the running key maximum).
+
+Numerical stabilisers. The exponentials are computed relative to a maximum:
+per query (over features; cancels in the normalisation) and, for keys,
+- bidirectional: the maximum over all real (unpadded) keys and features;
+- causal: for query i, the maximum over keys j <= i only (a running maximum,
+  rescaled between chunks as in online softmax), so no output depends on a
+  future key, not even through rounding. The reference JAX code takes the key
+  maximum over all positions and adds eps after the exponential, which leaks
+  the future in causal mode; here no eps is added to the softmax features, so
+  the stabilisers cancel exactly. A row whose denominator is 0 (no visible key)
+  returns zeros. Padded keys get phi(k) = 0 and are left out of the maxima.
+
+Features: positive orthogonal random features (`orthogonal_features`): blocks
+of d orthonormal rows (QR of Gaussian matrices), row norms drawn as the norms of
+Gaussian vectors (`scaling=0`, the paper's default) or all sqrt(d) (`scaling=1`).
+Each QR block is sign-corrected (columns times sign(diag R)) so that it is
+uniform on the orthogonal group; the reference code omits this, which biases
+the directions (measured here: the error to softmax stalls as m grows).
+
+Options:
+  features: [m, head_dim] or [heads, m, head_dim] random features, or None.
+  rng, num_features (256): draw orthogonal features when `features` is None.
+  kernel: "softmax" (FAVOR+) or "relu" (generalised attention,
+    phi(x) = relu(W x') + kernel_epsilon; with neither features nor rng it is
+    the deterministic relu(x') + kernel_epsilon, LRA's default "Performer").
+  kernel_epsilon: 1e-3, relu kernel only.
+  chunk_size: causal chunk length (default 64).
+  (redraw, feature_seed are options of the NNX layer, models/random_features.py,
+  which draws `features`; the layer does not pass them here.)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from efficient_transformers.attention import masks
+from efficient_transformers.attention.linear import (align_causal,
+                                                     causal_linear_attention)
+from efficient_transformers.attention.shapes import check_qkv
+
+KERNELS = ("softmax", "relu")
+
+
+@functools.partial(jax.jit, static_argnames=("num_features", "head_dim", "scaling"))
+def orthogonal_features(rng, num_features: int, head_dim: int, *,
+                        scaling: int = 0) -> jax.Array:
+  """float32 [num_features, head_dim]: blockwise-orthogonal Gaussian rows."""
+  num_blocks = -(-num_features // head_dim)
+  block_keys = jax.random.split(rng, num_blocks + 1)
+
+  def block(key):
+    q, r = jnp.linalg.qr(jax.random.normal(key, (head_dim, head_dim)))
+    # Column signs from R's diagonal make Q uniform (Haar) on the orthogonal
+    # group; without them the directions are biased and the error stalls.
+    return (q * jnp.sign(jnp.diagonal(r))[None, :]).T
+
+  rows = jax.vmap(block)(block_keys[:-1]).reshape(-1, head_dim)[:num_features]
+  if scaling == 0:
+    norms = jnp.linalg.norm(
+        jax.random.normal(block_keys[-1], (num_features, head_dim)), axis=1)
+  elif scaling == 1:
+    norms = jnp.full((num_features,), jnp.sqrt(float(head_dim)))
+  else:
+    raise ValueError(f"scaling must be 0 or 1, got {scaling!r}")
+  return norms[:, None] * rows
+
+
+def _project(x, features):
+  """x [B, T, N, d] . features [m, d] or [N, m, d] -> [B, T, N, m]."""
+  if features.ndim == 2:
+    return jnp.einsum("btnd,md->btnm", x, features)
+  return jnp.einsum("btnd,nmd->btnm", x, features)
+
+
+def feature_maps(q, k, mask, *, features, kernel, causal, kernel_epsilon):
+  """(phi_q, phi_k, key_log_scale or None), float32; phi_k = 0 at padding."""
+  head_dim = q.shape[-1]
+  normalizer = head_dim ** -0.25
+  q = q.astype(jnp.float32) * normalizer
+  k = k.astype(jnp.float32) * normalizer
+  real = (jnp.ones(k.shape[:2], bool) if mask is None else mask)[:, :, None]
+  if kernel == "relu":
+    if features is None:
+      phi_q, phi_k = jax.nn.relu(q), jax.nn.relu(k)
+    else:
+      phi_q, phi_k = jax.nn.relu(_project(q, features)), jax.nn.relu(_project(k, features))
+    phi_k = jnp.where(real[..., None], phi_k + kernel_epsilon, 0.0)
+    return phi_q + kernel_epsilon, phi_k, None
+  sg = jax.lax.stop_gradient
+  dash_q = _project(q, features)
+  phi_q = jnp.exp(dash_q - sg(dash_q.max(-1, keepdims=True)))
+  log_k = _project(k, features) - 0.5 * jnp.sum(k * k, -1, keepdims=True)
+  key_max = jnp.where(real, sg(log_k.max(-1)), masks.MASK_VALUE)  # [B, T, N]
+  if causal:
+    stabiliser, key_log_scale = key_max[..., None], key_max
+  else:
+    stabiliser, key_log_scale = key_max.max(1, keepdims=True)[..., None], None
+  phi_k = jnp.exp(jnp.where(real[..., None], log_k - stabiliser, masks.MASK_VALUE))
+  return phi_q, phi_k, key_log_scale
+
+
+def performer(q, k, v, *, mask=None, causal=False, features=None,
+              num_features: int = 256, rng=None, kernel: str = "softmax",
+              kernel_epsilon: float = 1e-3, chunk_size: int = 64):
+  """FAVOR+ attention, BTNH layout; see the module docstring."""
+  check_qkv(q, k, v)
+  if kernel not in KERNELS:
+    raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
+  head_dim = q.shape[-1]
+  if features is None and rng is not None:
+    features = orthogonal_features(rng, num_features, head_dim)
+  if features is None and kernel == "softmax":
+    raise ValueError("performer with kernel='softmax' needs `features` or `rng`")
+  if features is not None:
+    features = jnp.asarray(features, jnp.float32)
+    if features.ndim not in (2, 3) or features.shape[-1] != head_dim or (
+        features.ndim == 3 and features.shape[0] != q.shape[2]):
+      raise ValueError(
+          f"features must be [m, head_dim] or [heads, m, head_dim] with"
+          f" head_dim={head_dim}, heads={q.shape[2]}; got {features.shape}")
+  if mask is not None:
+    masks.allowed_pairs(k.shape[0], q.shape[1], k.shape[1], mask=mask)  # checks
+  return _performer(q, k, v, mask, features, causal=causal, kernel=kernel,
+                    kernel_epsilon=kernel_epsilon, chunk_size=chunk_size)
+
+
+@functools.partial(jax.jit, static_argnames=("causal", "kernel", "kernel_epsilon",
+                                             "chunk_size"))
+def _performer(q, k, v, mask, features, *, causal, kernel, kernel_epsilon,
+               chunk_size):
+  phi_q, phi_k, key_log_scale = feature_maps(
+      q, k, mask, features=features, kernel=kernel, causal=causal,
+      kernel_epsilon=kernel_epsilon)
+  v32 = v.astype(jnp.float32)
+  if causal:
+    phi_q, phi_k, v32, key_log_scale, offset = align_causal(
+        phi_q, phi_k, v32, key_log_scale)
+    num, den = causal_linear_attention(phi_q, phi_k, v32, chunk_size=chunk_size,
+                                       key_log_scale=key_log_scale)
+    num, den = num[:, offset:], den[:, offset:]
+  else:
+    kv_NxMxD = jnp.einsum("bknm,bknd->bnmd", phi_k, v32)
+    num = jnp.einsum("bqnm,bnmd->bqnd", phi_q, kv_NxMxD)
+    den = jnp.einsum("bqnm,bnm->bqn", phi_q, phi_k.sum(1))
+  out = num / jnp.where(den > 0, den, 1.0)[..., None]
+  return out.astype(q.dtype)
+
+
+# ----------------------------------------------------------------------------
+# Recurrent form, for decoding one token at a time.
+
+
+def init_state(batch: int, heads: int, num_features: int, head_dim: int):
+  """Empty state (S [B, N, m, d], z [B, N, m], running key maximum [B, N])."""
+  return (jnp.zeros((batch, heads, num_features, head_dim), jnp.float32),
+          jnp.zeros((batch, heads, num_features), jnp.float32),
+          jnp.full((batch, heads), masks.MASK_VALUE, jnp.float32))
+
+
+def recurrent_step(state, q_t, k_t, v_t, *, features, kernel="softmax",
+                   kernel_epsilon: float = 1e-3, key_mask=None):
+  """One causal decoding step: q_t, k_t, v_t [B, N, d] -> (state, out_t).
+
+  Equals row t of `performer(..., causal=True)` with the same features; the
+  softmax kernel's state keeps the running key maximum (the causal
+  stabiliser) and rescales S and z when it grows. key_mask: optional bool [B].
+  """
+  state_NxMxD, norm_NxM, max_N = state
+  real = jnp.ones(k_t.shape[:1], bool) if key_mask is None else key_mask
+  phi_q, phi_k, log_scale = feature_maps(
+      q_t[:, None], k_t[:, None], real[:, None], features=features, kernel=kernel,
+      causal=True, kernel_epsilon=kernel_epsilon)
+  phi_q, phi_k = phi_q[:, 0], phi_k[:, 0]
+  if log_scale is not None:
+    new_max_N = jnp.maximum(max_N, log_scale[:, 0])
+    decay = jnp.exp(max_N - new_max_N)
+    phi_k = phi_k * jnp.exp(log_scale[:, 0] - new_max_N)[..., None]
+    state_NxMxD, norm_NxM = state_NxMxD * decay[..., None, None], norm_NxM * decay[..., None]
+    max_N = new_max_N
+  state_NxMxD = state_NxMxD + phi_k[..., :, None] * v_t.astype(jnp.float32)[..., None, :]
+  norm_NxM = norm_NxM + phi_k
+  num = jnp.einsum("bnm,bnmd->bnd", phi_q, state_NxMxD)
+  den = jnp.einsum("bnm,bnm->bn", phi_q, norm_NxM)
+  out = num / jnp.where(den > 0, den, 1.0)[..., None]
+  return (state_NxMxD, norm_NxM, max_N), out.astype(q_t.dtype)
