@@ -56,10 +56,41 @@ def _fixed(name, **options):
   return lambda length, heads, head_dim: (name, options)
 
 
-# variant -> (length, heads, head_dim) -> (registered name, options)
+def _grid(length):
+  """A near-square (height, width) with height * width == length."""
+  height = int(np.sqrt(length))
+  while length % height:
+    height -= 1
+  return height, length // height
+
+
+def _linformer(length, heads, head_dim, k=256):
+  proj = jax.random.normal(jax.random.key(0), (length, k)) / np.sqrt(length)
+  return "linformer", {"proj_k": proj, "proj_v": proj}
+
+
+# variant -> (length, heads, head_dim) -> (registered name, options).
+# Blocks and windows of 128 unless the paper's default is stated.
 VARIANTS = {
     "dense_xla": _fixed("dense", impl="xla"),
     "dense_chunked": _fixed("dense", impl="chunked"),
+    "local": _fixed("local", block_size=128),
+    "sliding_window": _fixed("sliding_window", window=128),
+    "longformer": _fixed("longformer", window=128, num_global=1),
+    "strided_fixed": _fixed("strided", stride=128, pattern="fixed", num_summary=8),
+    "strided_strided": _fixed("strided", stride=128, pattern="strided"),
+    "bigbird": _fixed("bigbird", block_size=64, num_window_blocks=3,
+                      num_global_blocks=1, num_random_blocks=3, rng=0),
+    "etc": _fixed("etc", num_global=1, local_radius=128),
+    "image_local_1d": _fixed("image_local_1d", query_block_size=128, memory_flange=128),
+    "image_local_2d": lambda n, h, d: ("image_local_2d", {"shape": _grid(n)}),
+    "axial": lambda n, h, d: ("axial", {"shape": _grid(n), "axis": 1}),
+    "memory_compressed": _fixed("memory_compressed", compression=3),
+    "linformer": _linformer,
+    "performer": lambda n, h, d: ("performer", {"num_features": 256,
+                                               "rng": jax.random.key(0)}),
+    "linear": _fixed("linear"),
+    "nystromformer": _fixed("nystromformer", num_landmarks=128),
 }
 BASELINE = "dense_xla"
 
