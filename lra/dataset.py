@@ -16,6 +16,16 @@ import dataclasses
 
 import numpy as np
 
+SPLITS = ("train", "val", "test")  # the split names of every task
+
+
+def check_split_and_source(task: str, split: str, source: str, sources) -> None:
+  """ValueError naming the bad split or source of `task` and the valid ones."""
+  if source not in sources:
+    raise ValueError(f"unknown {task} source {source!r}; valid: {tuple(sources)}")
+  if split not in SPLITS:
+    raise ValueError(f"unknown {task} split {split!r}; valid: {SPLITS}")
+
 
 @dataclasses.dataclass(frozen=True)
 class SplitData:

@@ -53,7 +53,7 @@ from lra import cache
 from lra import dataset
 from lra import text
 
-SPLITS = ("train", "val", "test")
+SPLITS = dataset.SPLITS
 SOURCES = ("tfds", "fashion_mnist")
 NUM_CLASSES = 10
 VOCAB_SIZE = 257  # 256 pixel values + padding (never used).
@@ -231,10 +231,7 @@ def load(split: str, *, source: str, data_dir: str | None = None,
          max_examples: int | None = None, downsample: int = 1,
          **options) -> dataset.SplitData:
   """Loads one split of LRA Image (`inputs` int32 [N, H*W], `targets`)."""
-  if source not in SOURCES:
-    raise ValueError(f"unknown image source {source!r}; valid: {SOURCES}")
-  if split not in SPLITS:
-    raise ValueError(f"unknown image split {split!r}; valid: {SPLITS}")
+  dataset.check_split_and_source("image", split, source, SOURCES)
   if options:
     raise ValueError(f"unknown image option(s) {sorted(options)}; valid: "
                      "['cache_dir', 'downsample', 'max_examples']")

@@ -43,7 +43,7 @@ OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
 OPERATOR_PROB = 0.25  # LRA's VALUE_P: a node is an operator iff random() <= it.
 NUM_CLASSES = 10
-SPLITS = ("train", "val", "test")
+SPLITS = dataset.SPLITS
 SOURCES = ("generated", "lra_release")
 LRA_DEFAULTS = dict(min_length=500, max_length=2000, max_depth=10, max_args=10)
 
@@ -355,10 +355,7 @@ def load(split: str, *, source: str, data_dir: str | None = None,
       num_eval_examples (2000, each of val and test), min_length (500),
       max_depth (10), max_args (10).
   """
-  if source not in SOURCES:
-    raise ValueError(f"unknown ListOps source {source!r}; valid: {SOURCES}")
-  if split not in SPLITS:
-    raise ValueError(f"unknown ListOps split {split!r}; valid: {SPLITS}")
+  dataset.check_split_and_source("ListOps", split, source, SOURCES)
   if source == "lra_release":
     if options:
       raise ValueError(f"source='lra_release' takes no options; got "

@@ -45,7 +45,7 @@ from lra import pathfinder_generator as generator
 RESOLUTIONS = tuple(generator.RESOLUTIONS)
 DIFFICULTIES = tuple(generator.DIFFICULTIES)
 SOURCES = ("generated", "lra_release")
-SPLITS = ("train", "val", "test")
+SPLITS = dataset.SPLITS
 VOCAB_SIZE = image.VOCAB_SIZE  # 256 pixel values + 1 (padding, unused).
 NUM_CLASSES = 2
 SPLIT_FRACTIONS = (0.8, 0.9)  # train [:80%], val [80%:90%], test [90%:].
@@ -250,10 +250,7 @@ def load(split: str, *, source: str, data_dir: str | None = None,
     **options: "generated" only: seed (0), num_train_examples (160000),
       num_eval_examples (20000 each for val and test; LRA's 80/10/10 of 200k).
   """
-  if source not in SOURCES:
-    raise ValueError(f"unknown Pathfinder source {source!r}; valid: {SOURCES}")
-  if split not in SPLITS:
-    raise ValueError(f"unknown Pathfinder split {split!r}; valid: {SPLITS}")
+  dataset.check_split_and_source("Pathfinder", split, source, SOURCES)
   generator.settings(resolution, difficulty)  # Validates both.
   length = resolution * resolution
   if max_length not in (None, length):

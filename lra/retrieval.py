@@ -28,7 +28,7 @@ from lra import cache
 from lra import dataset
 from lra import text
 
-SPLITS = ("train", "val", "test")
+SPLITS = dataset.SPLITS
 SOURCES = ("lra_release",)
 FILE_SPLITS = {"train": "train", "val": "eval", "test": "test"}
 NUM_CLASSES = 2
@@ -90,10 +90,7 @@ def load(split: str, *, source: str, data_dir: str | None = None,
          max_length: int | None = None, cache_dir: str | None = None,
          max_examples: int | None = None, **options) -> dataset.SplitData:
   """Loads one split of LRA Retrieval (`inputs1`, `inputs2`, `targets`)."""
-  if source not in SOURCES:
-    raise ValueError(f"unknown retrieval source {source!r}; valid: {SOURCES}")
-  if split not in SPLITS:
-    raise ValueError(f"unknown retrieval split {split!r}; valid: {SPLITS}")
+  dataset.check_split_and_source("retrieval", split, source, SOURCES)
   if options:
     raise ValueError(f"unknown retrieval option(s) {sorted(options)}; valid: "
                      "['cache_dir', 'max_examples']")

