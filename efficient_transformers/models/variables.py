@@ -1,0 +1,47 @@
+"""Variable kinds that the training step treats differently from parameters.
+
+Every model's state splits three ways (`nnx.split(model, nnx.Param, AuxLoss, ...)`):
+
+- `nnx.Param` — trained by the optimiser, checkpointed.
+- `AuxLoss` — scalars a module contributes to the *training* loss during a
+  forward pass (MoE load-balancing and router z-loss, the Routing Transformer's
+  commitment loss, the Compressive Transformer's reconstruction loss). A module
+  calls `add_aux_loss(self, "name", weighted_value)` with the weight already
+  applied; the train step pops them all after the forward pass and adds their
+  sum to the cross-entropy (`pop_aux_loss`). They are transient: never carried
+  between steps or checkpointed.
+- everything else (`nnx.BatchStat` for running statistics such as routing
+  centroids updated by an exponential moving average; `nnx.Cache` for
+  Transformer-XL segment memory) — "model state": updated by the forward pass
+  in training (never by the optimiser), carried in `TrainState.model_state`
+  and checkpointed, so a resumed run continues with exactly the same values.
+  Modules must leave it unchanged when `deterministic=True` (evaluation).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class AuxLoss(nnx.Intermediate):
+  """A weighted auxiliary loss sown during a forward pass (see module docstring)."""
+
+
+def add_aux_loss(module: nnx.Module, name: str, value: jax.Array) -> None:
+  """Records `value` (a scalar, weight applied) to be added to the training loss.
+
+  Several calls under the same name (e.g. one per forward pass of a shared
+  module) accumulate; all are summed by `pop_aux_loss`.
+  """
+  value = jnp.asarray(value, jnp.float32)
+  if value.shape != ():
+    raise ValueError(f"auxiliary loss {name!r} must be a scalar, got shape {value.shape}")
+  module.sow(AuxLoss, name, value)
+
+
+def pop_aux_loss(model: nnx.Module) -> jax.Array:
+  """Removes every AuxLoss sown in `model` and returns their float32 sum (0 if none)."""
+  leaves = jax.tree.leaves(nnx.pop(model, AuxLoss))
+  return sum((jnp.sum(leaf) for leaf in leaves), jnp.zeros((), jnp.float32))
