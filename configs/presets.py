@@ -257,12 +257,39 @@ MODELS = {
     "nystromformer": {"attention": "nystromformer",
                       "attention_kw": {"num_landmarks": 128, "pinv_iterations": 6,
                                        "conv_kernel_size": 33}},
+    # Fedus et al. 2021 (Switch) MoE FFN with dense attention: 8 experts,
+    # top-1, every other layer's MLP, mtf MoE1D capacity factors 1.25 / 2.0
+    # and group size 1024, load-balance weight 0.01 (Switch), router z-loss
+    # 0.001 (ST-MoE). See models/moe.py.
+    "moe": {"attention": "dense", "attention_kw": {"impl": "chunked"},
+            "moe": {"num_experts": 8, "router": "top1", "capacity_factor_train": 1.25,
+                    "capacity_factor_eval": 2.0, "group_size": 1024,
+                    "load_balance_weight": 0.01, "z_loss_weight": 0.001, "every": 2}},
+    # Dai et al. 2020 (Funnel-Transformer) with dense attention: two stages of
+    # two layers, mean pooling with stride 2 (the paper's pooling_size),
+    # separate CLS. block_sizes must sum to num_layers (the config file sets
+    # the quick variant's). See models/funnel.py.
+    "funnel": {"attention": "dense", "attention_kw": {"impl": "chunked"},
+               "funnel": {"block_sizes": (2, 2), "stride": 2, "pooling": "mean",
+                          "separate_cls": True}},
+    # Lee et al. 2019 (Set Transformer): every layer's attention is ISAB
+    # through m = 32 learned inducing points (the official code's num_inds),
+    # pooled by PMA with one seed (the paper's classification decoder). The
+    # encoder keeps its positions: ListOps is a sequence, not a set.
+    "set_transformer": {"attention": "isab", "attention_kw": {"num_inducing": 32},
+                        "pooling": "pma", "pma_seeds": 1},
 }
 
 TRAIN_DEFAULTS = {
     # Adam as in every LRA train.py: b1 0.9, b2 0.98, eps 1e-9, decoupled decay.
     "adam_b1": 0.9, "adam_b2": 0.98, "adam_eps": 1e-9,
-    "log_every_steps": 50, "eval_batch_size": 32, "dtype": "float32",
+    "log_every_steps": 50, "eval_batch_size": 32,
+    # Mixed precision: "bfloat16" = bf16 activations and matmuls, float32
+    # parameters, softmax statistics and loss (training/steps.py).
+    "dtype": "float32",
+    # Micro-batches per step (batch_size must be a multiple): same gradient,
+    # activation memory of batch_size / grad_accum_steps.
+    "grad_accum_steps": 1,
 }
 
 

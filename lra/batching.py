@@ -1,8 +1,9 @@
 """Deterministic, resumable batching of `SplitData.arrays` (numpy only).
 
 - `train_batches`: infinite; epoch e is the permutation drawn from
-  `np.random.default_rng([seed, epoch])`, cut into N // batch_size batches
-  (the remainder is dropped). The batch at global step s depends only on
+  `np.random.default_rng([seed, epoch])` (or the identity when
+  `shuffle=False`, for ordered language-modelling streams), cut into
+  N // batch_size batches (the remainder is dropped). The batch at global step s depends only on
   (seed, s), so resuming a run at step s needs no replay:
   `train_batches(..., start_step=s)` starts with exactly that batch.
 - `eval_batches`: finite and in order; every example appears once; the last
@@ -31,8 +32,9 @@ def _num_examples(arrays: dict[str, np.ndarray], batch_size: int) -> int:
 
 
 def train_batches(arrays: dict[str, np.ndarray], batch_size: int, *, seed: int,
-                  start_step: int = 0) -> Iterator[Batch]:
-  """Yields shuffled batches forever, starting at global step `start_step`."""
+                  start_step: int = 0, shuffle: bool = True) -> Iterator[Batch]:
+  """Yields batches forever (shuffled per epoch unless `shuffle=False`),
+  starting at global step `start_step`."""
   num_examples = _num_examples(arrays, batch_size)
   if batch_size > num_examples:
     raise ValueError(f"batch_size {batch_size} > number of examples "
@@ -40,16 +42,17 @@ def train_batches(arrays: dict[str, np.ndarray], batch_size: int, *, seed: int,
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0; got {start_step}")
   steps_per_epoch = num_examples // batch_size
-  return _train_batches(arrays, batch_size, seed, start_step, steps_per_epoch)
+  return _train_batches(arrays, batch_size, seed, start_step, steps_per_epoch, shuffle)
 
 
-def _train_batches(arrays, batch_size, seed, step, steps_per_epoch):
+def _train_batches(arrays, batch_size, seed, step, steps_per_epoch, shuffle):
   epoch, permutation = None, None
   while True:
     if step // steps_per_epoch != epoch:
       epoch = step // steps_per_epoch
-      permutation = np.random.default_rng([seed, epoch]).permutation(
-          len(next(iter(arrays.values()))))
+      num_examples = len(next(iter(arrays.values())))
+      permutation = (np.random.default_rng([seed, epoch]).permutation(num_examples)
+                     if shuffle else np.arange(num_examples))
     start = (step % steps_per_epoch) * batch_size
     indices = permutation[start:start + batch_size]
     yield {name: array[indices] for name, array in arrays.items()}

@@ -27,7 +27,7 @@ from lra import dataset
 
 ENV_VAR = "LRA_CACHE_DIR"
 _FORMAT_VERSION = 1
-_META = ("vocab_size", "num_classes", "max_length", "task", "split", "source")
+_META = ("vocab_size", "num_classes", "max_length", "task", "split", "source", "ordered")
 
 
 def resolve_dir(cache_dir: str | None = None) -> str | None:

@@ -7,7 +7,10 @@ Efficient Transformers", ICLR 2021. Every task loader (`lra.load`) returns a
 Array conventions:
 - single-sequence tasks: `inputs` int32 [N, max_length], 0 = padding;
 - two-sequence tasks (Retrieval): `inputs1`, `inputs2` int32 [N, max_length];
-- always `targets` int32 [N], class ids in [0, num_classes).
+- `targets` int32 [N], class ids in [0, num_classes); language-modelling
+  streams (`byte_lm`) have per-token `targets` int32 [N, L] and `ordered=True`:
+  their rows must be read in order (row r of batch t continues row r of batch
+  t-1), never shuffled.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class SplitData:
   task: str
   split: str
   source: str
+  ordered: bool = False  # rows form consecutive segments: batch in order
 
   def __post_init__(self):
     if "targets" not in self.arrays:
@@ -52,7 +56,7 @@ class SplitData:
 
   def majority_class_rate(self) -> float:
     """Fraction of examples with the most frequent target (0.0 if empty)."""
-    targets = self.arrays["targets"]
+    targets = self.arrays["targets"].reshape(-1)
     if len(targets) == 0:
       return 0.0
     counts = np.bincount(targets, minlength=self.num_classes)

@@ -1,9 +1,9 @@
 """Orbax checkpoints of a run: the latest state (for resume) and the best one.
 
 Layout under `<workdir>/checkpoints/`:
-  latest/<step>/  state (step, params, optimizer) + `meta` JSON: best validation
-                  accuracy and step, accumulated wall time and train time.
-  best/<step>/    params at the best validation accuracy so far.
+  latest/<step>/  state (step, params, model state, optimizer) + `meta` JSON: best
+                  validation accuracy and step, accumulated wall time and train time.
+  best/<step>/    params and model state at the best validation accuracy so far.
 Orbax writes each step to a temporary directory and renames it when complete,
 so a run killed mid-save leaves the previous checkpoint intact.
 
@@ -32,7 +32,15 @@ def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
 
 def _pure(state: TrainState):
   return {"step": state.step, "params": nnx.to_pure_dict(state.params),
+          "model_state": nnx.to_pure_dict(state.model_state),
           "opt_state": state.opt_state}
+
+
+def _replaced(template, pure):
+  """A copy of nnx.State `template` holding the values of `pure` (a pure dict)."""
+  state = jax.tree.map(lambda x: x, template)
+  nnx.replace_by_pure_dict(state, pure)
+  return state
 
 
 class Checkpoints:
@@ -59,27 +67,30 @@ class Checkpoints:
     restored = self.latest.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     pure = restored["state"]
-    params = template.params
-    nnx.replace_by_pure_dict(params, pure["params"])
-    state = TrainState(step=pure["step"], params=params, opt_state=pure["opt_state"])
+    state = TrainState(step=pure["step"], params=_replaced(template.params, pure["params"]),
+                       model_state=_replaced(template.model_state, pure["model_state"]),
+                       opt_state=pure["opt_state"])
     return state, dict(restored["meta"])
 
-  def save_best(self, step: int, params) -> None:
+  def save_best(self, step: int, params, model_state) -> None:
+    variables = {"params": nnx.to_pure_dict(params),
+                 "model_state": nnx.to_pure_dict(model_state)}
     self.best.save(step, args=ocp.args.Composite(
-        params=ocp.args.StandardSave(nnx.to_pure_dict(params))), force=True)
+        variables=ocp.args.StandardSave(variables)), force=True)
     self.best.wait_until_finished()
 
-  def restore_best(self, template_params):
+  def restore_best(self, template_params, template_model_state):
+    """(params, model_state) saved at the best validation step."""
     step = self.best.latest_step()
     if step is None:
       raise FileNotFoundError(f"no best checkpoint under {self.directory}/best")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                            nnx.to_pure_dict(template_params))
+                            {"params": nnx.to_pure_dict(template_params),
+                             "model_state": nnx.to_pure_dict(template_model_state)})
     restored = self.best.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(abstract)))
-    params = jax.tree.map(lambda x: x, template_params)
-    nnx.replace_by_pure_dict(params, restored["params"])
-    return params
+        variables=ocp.args.StandardRestore(abstract)))["variables"]
+    return (_replaced(template_params, restored["params"]),
+            _replaced(template_model_state, restored["model_state"]))
 
   def discard_after(self, step: int) -> None:
     """Removes best checkpoints written after `step` (they will be replayed)."""

@@ -9,7 +9,7 @@ from efficient_transformers import attention
 from efficient_transformers.training.optimizer import SCHEDULES
 import lra
 
-DTYPES = ("float32",)
+DTYPES = ("float32", "bfloat16")  # training/steps.py COMPUTE_DTYPES
 
 
 class ConfigError(ValueError):
@@ -31,8 +31,12 @@ def check_config(config) -> None:
     raise ConfigError(f"unknown config.train.schedule {config.train.schedule!r};"
                      f" valid: {', '.join(SCHEDULES)}")
   if config.train.dtype not in DTYPES:
-    raise ConfigError(f"config.train.dtype {config.train.dtype!r} is not supported yet;"
+    raise ConfigError(f"config.train.dtype {config.train.dtype!r} is not supported;"
                      f" valid: {', '.join(DTYPES)}")
+  accum = int(config.train.get("grad_accum_steps", 1))
+  if accum <= 0 or config.train.batch_size % accum:
+    raise ConfigError(f"config.train.grad_accum_steps={accum} must be positive and divide"
+                      f" config.train.batch_size={config.train.batch_size}")
   for field in ("batch_size", "eval_batch_size", "num_train_steps", "eval_every_steps",
                 "checkpoint_every_steps", "log_every_steps"):
     if int(config.train[field]) <= 0:

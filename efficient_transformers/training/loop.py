@@ -31,7 +31,8 @@ from efficient_transformers.training import config_checks
 from efficient_transformers.training.checkpoints import Checkpoints
 from efficient_transformers.training.metrics_log import MetricsLog
 from efficient_transformers.training.optimizer import make_optimizer, make_schedule
-from efficient_transformers.training.steps import TrainState, eval_step, train_step
+from efficient_transformers.training.steps import (create_train_state, eval_step, reset_caches,
+                                                  train_step)
 import lra
 
 SPLITS = ("train", "val", "test")
@@ -53,8 +54,14 @@ def load_splits(config) -> dict[str, lra.SplitData]:
           for split in SPLITS}
 
 
-def _head(arrays) -> str:
-  return "matcher" if "inputs1" in arrays else "classifier"
+def _head(config, arrays) -> str:
+  """config.model.head if set; else from the data: two inputs -> matcher,
+  per-token targets [N, L] -> causal_lm, otherwise classifier."""
+  if config.model.get("head"):
+    return config.model.head
+  if "inputs1" in arrays:
+    return "matcher"
+  return "causal_lm" if arrays["targets"].ndim == 2 else "classifier"
 
 
 def _format_time(seconds: float) -> str:
@@ -63,14 +70,21 @@ def _format_time(seconds: float) -> str:
       f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def evaluate(eval_fn, params, split: lra.SplitData, batch_size: int) -> dict[str, float]:
-  totals = None
+def evaluate(eval_fn, params, model_state, split: lra.SplitData,
+             batch_size: int) -> dict[str, float]:
+  """Mean loss and accuracy over `split` (per token for language modelling,
+  with bits_per_byte). Segment memory (nnx.Cache) starts empty and is carried
+  across the split's batches in order."""
+  totals, model_state = None, reset_caches(model_state)
   for batch in lra.eval_batches(split.arrays, batch_size):
-    sums = eval_fn(params, batch)
+    sums, model_state = eval_fn(params, model_state, batch)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
-  return {"loss": totals["loss"] / totals["count"],
-          "accuracy": totals["correct"] / totals["count"]}
+  metrics = {"loss": totals["loss"] / totals["count"],
+             "accuracy": totals["correct"] / totals["count"]}
+  if split.arrays["targets"].ndim == 2:  # byte-level LM: nats per byte -> bits
+    metrics["bits_per_byte"] = metrics["loss"] / np.log(2)
+  return metrics
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -81,7 +95,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   try:
     splits = load_splits(config)
     train = splits["train"]
-    head = _head(train.arrays)
+    head = _head(config, train.arrays)
     model = models.build(config.model, head=head, vocab_size=train.vocab_size,
                          num_classes=train.num_classes, max_length=train.max_length,
                          rngs=nnx.Rngs(params=config.seed))
@@ -90,14 +104,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   for name, split in splits.items():
     logging.info("%s: %d examples, length %d, majority-class rate %.4f",
                  name, len(split), split.max_length, split.majority_class_rate())
-  graphdef, params = nnx.split(model, nnx.Param)
   num_params = models.count_params(model)
   logging.info("model: %s attention, %s head, %d parameters", config.model.attention,
                head, num_params)
   tx = make_optimizer(config.train)
   schedule = make_schedule(config.train)
-  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params,
-                     opt_state=tx.init(params))
+  graphdef, state = create_train_state(model, tx)
 
   # Everything above can fail on a bad config; only now is the workdir written.
   os.makedirs(workdir, exist_ok=True)
@@ -129,13 +141,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoints, log,
            wall_start):
   cfg = config.train
-  train_fn = jax.jit(functools.partial(train_step, graphdef=graphdef, tx=tx, head=head,
-                                       seed=config.seed), donate_argnums=0)
-  eval_fn = jax.jit(functools.partial(eval_step, graphdef=graphdef, head=head))
+  dtype = cfg.get("dtype", "float32")
+  train_fn = jax.jit(functools.partial(
+      train_step, graphdef=graphdef, tx=tx, head=head, seed=config.seed, dtype=dtype,
+      grad_accum_steps=cfg.get("grad_accum_steps", 1)), donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, graphdef=graphdef, head=head, dtype=dtype))
   num_steps = cfg.num_train_steps
   step = int(state.step)
   batches = lra.train_batches(splits["train"].arrays, cfg.batch_size, seed=config.seed,
-                              start_step=step)
+                              start_step=step, shuffle=not splits["train"].ordered)
   wall_offset = meta["wall_seconds"]
   # window_steps: steps whose metrics are in `totals`; timed_steps: those whose
   # time is in the window (the first step of a session compiles; it is not timed).
@@ -159,6 +173,7 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
           " Lower config.train.learning_rate or set config.train.grad_clip_norm.")
     rate = timed_steps / max(elapsed, 1e-9)
     log.write(step, "train", loss=loss, accuracy=sums["correct"] / sums["count"],
+              aux_loss=sums["aux_loss"] / window_steps,
               grad_norm=sums["grad_norm"] / window_steps,
               learning_rate=float(schedule(step)), steps_per_sec=rate)
     logging.info("step %d/%d | loss %.4f | acc %.4f | lr %.3g | %.2f steps/s | ETA %s",
@@ -184,28 +199,29 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
     if step % cfg.log_every_steps == 0 or do_eval or do_save:
       flush_train_metrics()
     if do_eval:
-      val = evaluate(eval_fn, state.params, splits["val"], cfg.eval_batch_size)
+      val = evaluate(eval_fn, state.params, state.model_state, splits["val"],
+                     cfg.eval_batch_size)
       log.write(step, "val", **val)
       improved = val["accuracy"] > meta["best_val_accuracy"]
       logging.info("step %d | val loss %.4f | val acc %.4f%s", step, val["loss"],
                    val["accuracy"], " (best)" if improved else "")
       if improved:
         meta["best_val_accuracy"], meta["best_step"] = float(val["accuracy"]), step
-        checkpoints.save_best(step, state.params)
+        checkpoints.save_best(step, state.params, state.model_state)
       window_start = time.time()  # eval time is not train time
     if do_save:
       meta["wall_seconds"] = wall_offset + time.time() - wall_start
       checkpoints.save_latest(state, meta)
       window_start = time.time()
 
-  best_params = checkpoints.restore_best(state.params)
-  test = evaluate(eval_fn, best_params, splits["test"], cfg.eval_batch_size)
+  best_params, best_model_state = checkpoints.restore_best(state.params, state.model_state)
+  test = evaluate(eval_fn, best_params, best_model_state, splits["test"], cfg.eval_batch_size)
   log.write(meta["best_step"], "test", **test)
   logging.info("test accuracy %.4f at the best validation step %d (val accuracy %.4f);"
                " majority-class rates: val %.4f, test %.4f", test["accuracy"],
                meta["best_step"], meta["best_val_accuracy"],
                splits["val"].majority_class_rate(), splits["test"].majority_class_rate())
-  return {
+  results = {
       "task": config.task,
       "attention": config.model.attention,
       "seed": config.seed,
@@ -219,3 +235,6 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
       "steps_per_sec": meta["train_steps"] / max(meta["train_seconds"], 1e-9),
       "wall_seconds": wall_offset + time.time() - wall_start,
   }
+  if "bits_per_byte" in test:
+    results["test_bits_per_byte"] = float(test["bits_per_byte"])
+  return results
