@@ -81,6 +81,9 @@ def _cast(params, dtype):
 def _forward(graphdef, params, model_state, batch, head, *, deterministic, rngs=None,
              dtype=jnp.float32):
   """(float32 logits, summed aux loss, new model_state)."""
+  # Fresh Variable objects at this trace level (a forward pass in training
+  # assigns to them; NNX refuses to mutate Variables made at another level).
+  model_state = jax.tree.map(lambda x: x, model_state)
   model = nnx.merge(graphdef, _cast(params, dtype), model_state)
   inputs = [batch[key] for key in HEAD_INPUTS[head]]
   logits = model(*inputs, deterministic=deterministic, rngs=rngs)
