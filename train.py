@@ -8,6 +8,11 @@ ConfigDict; `--config=file.py:quick` passes "quick" as arg (a small offline run)
 Any field can be overridden with --config.a.b=value. Rerunning the same command
 on the same --workdir resumes from its last checkpoint. The workdir receives
 config.json, metrics.jsonl, TensorBoard events, checkpoints/ and results.json.
+
+Every local device is used (data parallel). Several hosts: run the same command
+on each with --coordinator_address=HOST:PORT --num_processes=N --process_id=I
+(or --multihost on a cluster JAX auto-detects: SLURM, Open MPI, Cloud TPU);
+the workdir must be on a filesystem all hosts share.
 """
 
 import logging as python_logging
@@ -19,7 +24,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from efficient_transformers.training import train_and_evaluate
+from efficient_transformers.training import sharding, train_and_evaluate
 from efficient_transformers.training.config_checks import ConfigError
 from efficient_transformers.training.loop import NonFiniteLossError
 
@@ -28,6 +33,12 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Run directory: checkpoints, metrics and results go here.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-host: HOST:PORT of process 0 (jax.distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: process count.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Multi-host with the cluster's settings auto-detected by JAX.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -35,6 +46,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_quiet_libraries)
+  sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                  _PROCESS_ID.value, auto=_MULTIHOST.value)
   logging.info("jax %s on %s: %s", jax.__version__, jax.default_backend(), jax.devices())
   try:
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)

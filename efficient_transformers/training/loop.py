@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from efficient_transformers import models
-from efficient_transformers.training import config_checks
+from efficient_transformers.training import config_checks, sharding
 from efficient_transformers.training.checkpoints import Checkpoints
 from efficient_transformers.training.metrics_log import MetricsLog
 from efficient_transformers.training.optimizer import make_optimizer, make_schedule
@@ -110,13 +110,25 @@ def train_and_evaluate(config, workdir: str) -> dict:
   tx = make_optimizer(config.train)
   schedule = make_schedule(config.train)
   graphdef, state = create_train_state(model, tx)
+  mesh = sharding.make_mesh()
+  try:
+    sharding.check_batch_size(config.train.batch_size, "config.train.batch_size", mesh)
+    sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size",
+                              mesh)
+  except ValueError as e:
+    raise config_checks.ConfigError(str(e)) from e
+  if mesh.devices.size > 1:
+    logging.info("data parallel over %d devices in %d processes", mesh.devices.size,
+                 jax.process_count())
+  state = sharding.replicate(state, mesh)
 
   # Everything above can fail on a bad config; only now is the workdir written.
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
+  if sharding.is_writer():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json(indent=2))
   checkpoints = Checkpoints(workdir)
-  log = MetricsLog(workdir)
+  log = MetricsLog(workdir, enabled=sharding.is_writer())
   meta = {"best_val_accuracy": -1.0, "best_step": -1, "wall_seconds": 0.0,
           "train_seconds": 0.0, "train_steps": 0}
   if checkpoints.latest_step() is not None:
@@ -128,10 +140,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
                  workdir, step, meta["best_val_accuracy"], meta["best_step"])
 
   results = _train(config, state, meta, graphdef, tx, schedule, head, splits,
-                   checkpoints, log, wall_start)
+                   checkpoints, log, wall_start, mesh)
   results["num_params"] = num_params
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  if sharding.is_writer():
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
   log.close()
   checkpoints.close()
   logging.info("results: %s", json.dumps(results))
@@ -139,13 +152,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoints, log,
-           wall_start):
+           wall_start, mesh):
   cfg = config.train
   dtype = cfg.get("dtype", "float32")
   train_fn = jax.jit(functools.partial(
       train_step, graphdef=graphdef, tx=tx, head=head, seed=config.seed, dtype=dtype,
       grad_accum_steps=cfg.get("grad_accum_steps", 1)), donate_argnums=0)
-  eval_fn = jax.jit(functools.partial(eval_step, graphdef=graphdef, head=head, dtype=dtype))
+  eval_step_fn = jax.jit(functools.partial(eval_step, graphdef=graphdef, head=head,
+                                           dtype=dtype))
+
+  def eval_fn(params, model_state, batch):
+    return eval_step_fn(params, model_state, sharding.shard_batch(batch, mesh))
+
   num_steps = cfg.num_train_steps
   step = int(state.step)
   batches = lra.train_batches(splits["train"].arrays, cfg.batch_size, seed=config.seed,
@@ -183,7 +201,7 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
     totals, window_start, window_steps, timed_steps = None, time.time(), 0, 0
 
   while step < num_steps:
-    state, sums = train_fn(state, next(batches))
+    state, sums = train_fn(state, sharding.shard_batch(next(batches), mesh))
     step += 1
     window_steps += 1
     if compiling:  # the session's first step compiles: exclude it from the timing

@@ -10,15 +10,20 @@ from tensorboardX import SummaryWriter
 
 
 class MetricsLog:
-  """Appends {"step", "split", <metric>: value, ...} records."""
+  """Appends {"step", "split", <metric>: value, ...} records.
 
-  def __init__(self, workdir: str):
+  `enabled=False` (every process but the first of a multi-host run) writes nothing.
+  """
+
+  def __init__(self, workdir: str, *, enabled: bool = True):
     self.path = os.path.join(workdir, "metrics.jsonl")
-    self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.enabled = enabled
+    self._tensorboard = (SummaryWriter(os.path.join(workdir, "tensorboard"))
+                         if enabled else None)
 
   def truncate_after(self, step: int) -> None:
     """Drops records newer than `step`: a resumed run replays those steps."""
-    if not os.path.exists(self.path):
+    if not self.enabled or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
@@ -28,6 +33,8 @@ class MetricsLog:
     os.replace(tmp, self.path)
 
   def write(self, step: int, split: str, **metrics) -> None:
+    if not self.enabled:
+      return
     record = {"step": int(step), "split": split,
               **{k: float(v) for k, v in metrics.items()}}
     with open(self.path, "a") as f:
@@ -36,4 +43,5 @@ class MetricsLog:
       self._tensorboard.add_scalar(f"{split}/{name}", float(value), int(step))
 
   def close(self) -> None:
-    self._tensorboard.close()
+    if self._tensorboard is not None:
+      self._tensorboard.close()
