@@ -4,8 +4,9 @@ Options: the sequence is laid out on a grid (shape) of exactly max_length
 tokens, 40 x 50 for ListOps' 2000 (8 x 16 for the quick variant's 128), with
 mean pooling so that no CLS token changes the length; layers alternate column
 (axis 0) and row (axis 1) attention. The rest is the LRA ListOps Transformer
-setup (configs/presets.py). Changing data.max_length needs a matching
-model.attention_kw.shape.
+setup (configs/presets.py; presets.make sets the grid from AXIAL_GRIDS).
+Overriding data.max_length on the command line needs a matching
+--config.model.attention_kw.shape.
 Expected test accuracy: none published (axial attention is not in the LRA
 paper).
 
@@ -21,7 +22,4 @@ from configs import presets
 
 
 def get_config(arg=None):
-  config = presets.make("axial", "listops", arg)
-  if arg == "quick":
-    config.model.attention_kw.shape = (8, 16)  # max_length 128
-  return config
+  return presets.make("axial", "listops", arg)

@@ -13,6 +13,8 @@ import copy
 
 from ml_collections import config_dict
 
+from efficient_transformers.attention import PATTERNS
+
 TASKS = {
     "listops": {
         # lra_benchmarks/listops/configs/base_listops_config.py (after 8d3dc39)
@@ -108,6 +110,24 @@ TASKS = {
                   "eval_every_steps": 2500, "checkpoint_every_steps": 10_000,
                   "grad_clip_norm": 1.0},
     },
+    "byte_lm": {
+        # Not LRA: byte-level language modelling over the IMDB reviews as one
+        # stream (lra/byte_lm.py), for the recurrent models; reports bits per
+        # byte. Sizes and optimiser of Transformer-XL's enwik8 base
+        # (kimiyoung/transformer-xl, pytorch/run_enwik8_base.sh): 12 layers,
+        # d 512, 8 heads, d_inner 2048, segments (tgt_len) of 512, batch 22,
+        # Adam lr 2.5e-4, cosine decay, no warmup, clip 0.25, 400k steps.
+        # make() ties train.batch_size, train.eval_batch_size,
+        # data.options.batch_size and model.batch_size: one value lays out the
+        # stream, the memory and the batches.
+        "data": {"source": "movie_reviews", "max_length": 512, "options": {"seed": 0}},
+        "model": {"num_layers": 12, "emb_dim": 512, "qkv_dim": 512, "mlp_dim": 2048,
+                  "num_heads": 8, "dropout_rate": 0.1},
+        "train": {"batch_size": 22, "learning_rate": 2.5e-4, "schedule": "cosine",
+                  "warmup_steps": 0, "weight_decay": 0.0, "num_train_steps": 400_000,
+                  "eval_every_steps": 4000, "checkpoint_every_steps": 4000,
+                  "grad_clip_norm": 0.25},
+    },
 }
 
 QUICK = {
@@ -188,6 +208,18 @@ QUICK = {
                   "checkpoint_every_steps": 25, "log_every_steps": 5,
                   "eval_batch_size": 8},
     },
+    # byte_lm: 2 layers of 64, segments of 128 bytes, batch 16: 1000 steps
+    # read the first 16,000 segments (2 MB) of the train stream once; val and
+    # test are the first 512 segments (65 KB) of their streams.
+    "byte_lm": {
+        "data": {"max_length": 128,
+                 "options": {"max_examples": 16_000, "max_eval_examples": 512}},
+        "model": {"num_layers": 2, "emb_dim": 64, "qkv_dim": 64, "mlp_dim": 256,
+                  "num_heads": 4, "dropout_rate": 0.1},
+        "train": {"batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 50,
+                  "num_train_steps": 1000, "eval_every_steps": 250,
+                  "checkpoint_every_steps": 500, "log_every_steps": 50},
+    },
 }
 
 MODELS = {
@@ -224,9 +256,9 @@ MODELS = {
     "image_transformer": {"attention": "image_local_1d",
               "attention_kw": {"query_block_size": 256, "memory_flange": 128}},
     # Ho et al. 2019: columns and rows alternate across layers; the grid must
-    # be the sequence length (mean pooling, no CLS): 2000 = 40 x 50. The
-    # config file sets the quick variant's grid.
-    "axial": {"attention": "axial", "attention_kw": {"shape": (40, 50)},
+    # be the sequence (mean pooling, no CLS): make() sets it from the task's
+    # length (AXIAL_GRIDS, e.g. ListOps 2000 = 40 x 50).
+    "axial": {"attention": "axial", "attention_kw": {},
               "layer_overrides": ({"axis": 0}, {"axis": 1}), "pooling": "mean"},
     # Liu et al. 2018 (T-DMCA): local blocks (t2t attention_loc_block_length
     # 256) alternate with memory-compressed layers (compression 3).
@@ -265,12 +297,12 @@ MODELS = {
             "moe": {"num_experts": 8, "router": "top1", "capacity_factor_train": 1.25,
                     "capacity_factor_eval": 2.0, "group_size": 1024,
                     "load_balance_weight": 0.01, "z_loss_weight": 0.001, "every": 2}},
-    # Dai et al. 2020 (Funnel-Transformer) with dense attention: two stages of
-    # two layers, mean pooling with stride 2 (the paper's pooling_size),
-    # separate CLS. block_sizes must sum to num_layers (the config file sets
-    # the quick variant's). See models/funnel.py.
+    # Dai et al. 2020 (Funnel-Transformer) with dense attention: two stages
+    # (make() sets block_sizes to halves of num_layers: (2, 2) for LRA's 4
+    # layers), mean pooling with stride 2 (the paper's pooling_size),
+    # separate CLS. See models/funnel.py.
     "funnel": {"attention": "dense", "attention_kw": {"impl": "chunked"},
-               "funnel": {"block_sizes": (2, 2), "stride": 2, "pooling": "mean",
+               "funnel": {"stride": 2, "pooling": "mean",
                           "separate_cls": True}},
     # Lee et al. 2019 (Set Transformer): every layer's attention is ISAB
     # through m = 32 learned inducing points (the official code's num_inds),
@@ -278,6 +310,21 @@ MODELS = {
     # encoder keeps its positions: ListOps is a sequence, not a set.
     "set_transformer": {"attention": "isab", "attention_kw": {"num_inducing": 32},
                         "pooling": "pma", "pma_seeds": 1},
+    # Dai et al. 2019 (byte_lm only): segment-level recurrence with relative
+    # positions, head "transformer_xl" (models/transformer_xl.py). Memory =
+    # segment length in training (enwik8 base: tgt_len = mem_len = 512) and a
+    # longer one at evaluation (the paper's enwik8 base evaluates with 2100).
+    "transformer_xl": {"head": "transformer_xl", "attention": "dense",
+                       "attention_kw": {}, "position": "relative",
+                       "mem_len": 512, "eval_mem_len": 2048},
+    # Rae et al. 2020 (byte_lm only): Transformer-XL plus a compressed memory
+    # of the same size (the paper's enwik8: n_m = n_cm), Conv1d compression.
+    # Rate 4, not the paper's enwik8 3, so that it divides our segments of
+    # 512 (and 128 in the quick run); eval_mem_len must equal mem_len.
+    "compressive": {"head": "transformer_xl", "attention": "dense",
+                    "attention_kw": {}, "position": "relative", "mem_len": 512,
+                    "cmem_len": 512, "compression_rate": 4,
+                    "reconstruction_weight": 1.0},
 }
 
 TRAIN_DEFAULTS = {
@@ -303,6 +350,14 @@ def _merge(base: dict, overrides: dict) -> dict:
   return out
 
 
+def tasks_of(model: str) -> tuple[str, ...]:
+  """The tasks `model` has configs for: the byte-level LM stream for the
+  segment-recurrent models (head "transformer_xl"), every LRA task otherwise."""
+  if MODELS[model].get("head") == "transformer_xl":
+    return ("byte_lm",)
+  return tuple(task for task in TASKS if task != "byte_lm")
+
+
 def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDict:
   """The config of `model` on `task`; arg "quick" gives the small offline run."""
   if model not in MODELS:
@@ -312,11 +367,43 @@ def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDic
   if arg not in (None, "", "quick"):
     raise ValueError(f"unknown config argument {arg!r}; valid: 'quick' or none")
   values = _merge(TASKS[task], {"model": MODELS[model]})
+  model_values = values["model"]
+  if model_values["attention"] in PATTERNS and "impl" not in model_values.get("attention_kw", {}):
+    # Fixed patterns run in jax.lax ("xla") or the Pallas block-sparse kernel:
+    # the key exists so that --config.model.attention_kw.impl=pallas works.
+    model_values["attention_kw"] = {**model_values.get("attention_kw", {}), "impl": "xla"}
   values["train"] = _merge(TRAIN_DEFAULTS, values["train"])
   if arg == "quick":
     values = _merge(values, QUICK[task])
   config = config_dict.ConfigDict({"seed": 0, "task": task, **values})
   config.data.data_dir = config_dict.placeholder(str)
+  if task == "byte_lm":  # One batch size: data layout, memory rows, train and eval.
+    batch_size = config.train.get_ref("batch_size")
+    config.train.eval_batch_size = batch_size
+    config.data.options.batch_size = batch_size
+    config.model.batch_size = batch_size
   if "grad_clip_norm" not in config.train:  # Path-X sets 1.0.
     config.train.grad_clip_norm = config_dict.placeholder(float)
+  _fit_model_to_task(config)
   return config
+
+
+# Axial attention's grid must equal the sequence (mean pooling, no CLS token):
+# sequence length -> (rows, columns), for every task's full and quick length.
+AXIAL_GRIDS = {128: (8, 16), 196: (14, 14), 256: (16, 16), 1000: (25, 40),
+               1024: (32, 32), 2000: (40, 50), 4000: (50, 80), 16384: (128, 128)}
+
+
+def _fit_model_to_task(config) -> None:
+  """Options that depend on the task's sizes rather than on the model alone."""
+  model = config.model
+  if model.attention == "axial" and "shape" not in model.attention_kw:
+    length = config.data.max_length
+    if length not in AXIAL_GRIDS:
+      raise ValueError(f"no axial grid for sequence length {length}; add one to"
+                       " configs/presets.py AXIAL_GRIDS or set config.model.attention_kw.shape")
+    model.attention_kw.shape = AXIAL_GRIDS[length]
+  if "funnel" in model and "block_sizes" not in model.funnel:
+    # Two stages of equal depth (one stage, i.e. no pooling, for one layer).
+    half = model.num_layers // 2
+    model.funnel.block_sizes = (half, model.num_layers - half) if half else (1,)

@@ -1,0 +1,124 @@
+r"""Runs models x tasks x seeds, one workdir per run, resumably.
+
+  python scripts/sweep.py --root=sweeps/lra --models=transformer,performer \
+      --tasks=listops,text --seeds=0,1,2 [--arg=quick] \
+      [--set=train.num_train_steps=1000 --set=data.data_dir=$HOME/lra_data ...]
+
+Each run is `python train.py --config=configs/{model}_{task}.py[:arg]
+--workdir=ROOT/{model}_{task}/seed{seed} --config.seed=SEED --config.KEY=VALUE...`.
+A run whose workdir holds results.json is finished and skipped; an interrupted
+one resumes from its checkpoint (train.py does that), so killing the sweep and
+rerunning the same command finishes only what remains. Runs go one after
+another on this machine, each run's output in ROOT/logs/{model}_{task}_seed{seed}.log;
+a failed run is reported and the sweep goes on (exit status 1 at the end).
+
+  --print_commands   prints the remaining runs' commands, one per line, for a
+                     cluster scheduler (e.g. `... | xargs -P 4 -I{} sh -c {}`,
+                     or one line per job array task), and runs nothing.
+
+`--models=all` / `--tasks=all` take every preset (configs/presets.py) and every
+task it has configs for. Then: python scripts/results_table.py --root=ROOT.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT_DIR)
+
+from configs import presets  # noqa: E402
+
+_ROOT = flags.DEFINE_string("root", None, "Sweep directory: one workdir per run.")
+_MODELS = flags.DEFINE_list("models", ["transformer"], "Model presets, or 'all'.")
+_TASKS = flags.DEFINE_list("tasks", ["listops"], "Tasks, or 'all'.")
+_SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds (config.seed).")
+_ARG = flags.DEFINE_string("arg", None, "Config argument, e.g. 'quick'.")
+_SET = flags.DEFINE_multi_string("set", [], "KEY=VALUE config overrides for every run.")
+_PRINT = flags.DEFINE_bool("print_commands", False, "Print the remaining commands only.")
+flags.mark_flag_as_required("root")
+
+
+def runs(models, tasks, seeds):
+  """(model, task, seed) for every requested pair that has a config file."""
+  models = list(presets.MODELS) if models == ["all"] else models
+  for model in models:
+    if model not in presets.MODELS:
+      raise app.UsageError(f"unknown model {model!r}; valid: {', '.join(presets.MODELS)}")
+  out = []
+  for model, seed in itertools.product(models, seeds):
+    for task in (presets.tasks_of(model) if tasks == ["all"] else tasks):
+      if task not in presets.tasks_of(model):
+        raise app.UsageError(f"model {model!r} has no {task!r} config; its tasks:"
+                             f" {', '.join(presets.tasks_of(model))}")
+      out.append((model, task, int(seed)))
+  return out
+
+
+def config_path(model: str, task: str) -> str:
+  return os.path.join("configs", f"{model}_{task}.py")
+
+
+def workdir(root: str, model: str, task: str, seed: int) -> str:
+  return os.path.join(root, f"{model}_{task}", f"seed{seed}")
+
+
+def command(root, model, task, seed, arg=None, overrides=()) -> list[str]:
+  config = config_path(model, task) + (f":{arg}" if arg else "")
+  return [sys.executable, os.path.join(ROOT_DIR, "train.py"), f"--config={config}",
+          f"--workdir={os.path.abspath(workdir(root, model, task, seed))}",
+          f"--config.seed={seed}", *(f"--config.{kv}" for kv in overrides)]
+
+
+def is_finished(root, model, task, seed) -> bool:
+  return os.path.exists(os.path.join(workdir(root, model, task, seed), "results.json"))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  todo = runs(_MODELS.value, _TASKS.value, _SEEDS.value)
+  remaining = [r for r in todo if not is_finished(_ROOT.value, *r)]
+  if _PRINT.value:
+    for run in remaining:
+      print(f"cd {shlex.quote(ROOT_DIR)} && " + shlex.join(
+          command(_ROOT.value, *run, arg=_ARG.value, overrides=_SET.value)))
+    return
+  print(f"sweep {_ROOT.value}: {len(todo)} runs, {len(todo) - len(remaining)} finished,"
+        f" {len(remaining)} to run", flush=True)
+  logs = os.path.join(_ROOT.value, "logs")
+  os.makedirs(logs, exist_ok=True)
+  failed = []
+  for index, (model, task, seed) in enumerate(remaining, 1):
+    name = f"{model}_{task}_seed{seed}"
+    log_path = os.path.join(logs, f"{name}.log")
+    print(f"[{index}/{len(remaining)}] {name} ... (log: {log_path})", flush=True)
+    start = time.time()
+    with open(log_path, "a") as log:
+      status = subprocess.run(command(_ROOT.value, model, task, seed, arg=_ARG.value,
+                                      overrides=_SET.value),
+                              cwd=ROOT_DIR, stdout=log, stderr=subprocess.STDOUT).returncode
+    took = f"{time.time() - start:.0f} s"
+    if status == 0 and is_finished(_ROOT.value, model, task, seed):
+      print(f"[{index}/{len(remaining)}] {name} finished in {took}", flush=True)
+    else:
+      failed.append(name)
+      print(f"[{index}/{len(remaining)}] {name} FAILED (exit {status}, {took}); see"
+            f" {log_path}", flush=True)
+  if failed:
+    print(f"{len(failed)} runs failed: {', '.join(failed)}; rerun the same command to"
+          " retry them (finished runs are skipped)")
+    sys.exit(1)
+  print(f"done: python scripts/results_table.py --root={_ROOT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
