@@ -7,9 +7,11 @@ Every model's state splits three ways (`nnx.split(model, nnx.Param, AuxLoss, ...
   forward pass (MoE load-balancing and router z-loss, the Routing Transformer's
   commitment loss, the Compressive Transformer's reconstruction loss). A module
   calls `add_aux_loss(self, "name", weighted_value)` with the weight already
-  applied; the train step pops them all after the forward pass and adds their
-  sum to the cross-entropy (`pop_aux_loss`). They are transient: never carried
-  between steps or checkpointed.
+  applied; the train step runs the model through `call_with_aux_loss` (which
+  captures them with `nnx.capture`) and adds their sum to the cross-entropy.
+  They are transient: never stored in the model, carried between steps or
+  checkpointed. (`pop_aux_loss` reads them from a model called directly,
+  outside `nnx.capture`; flax 0.12 deprecates that way of sowing.)
 - everything else (`nnx.BatchStat` for running statistics such as routing
   centroids updated by an exponential moving average; `nnx.Cache` for
   Transformer-XL segment memory) — "model state": updated by the forward pass
@@ -41,7 +43,16 @@ def add_aux_loss(module: nnx.Module, name: str, value: jax.Array) -> None:
   module.sow(AuxLoss, name, value)
 
 
+def _total(state) -> jax.Array:
+  return sum((jnp.sum(leaf) for leaf in jax.tree.leaves(state)), jnp.zeros((), jnp.float32))
+
+
+def call_with_aux_loss(model: nnx.Module, *args, **kwargs) -> tuple[object, jax.Array]:
+  """(model(*args, **kwargs), float32 sum of the AuxLoss values it sowed)."""
+  out, aux = nnx.capture(model, AuxLoss)(*args, **kwargs)
+  return out, _total(aux)
+
+
 def pop_aux_loss(model: nnx.Module) -> jax.Array:
   """Removes every AuxLoss sown in `model` and returns their float32 sum (0 if none)."""
-  leaves = jax.tree.leaves(nnx.pop(model, AuxLoss))
-  return sum((jnp.sum(leaf) for leaf in leaves), jnp.zeros((), jnp.float32))
+  return _total(nnx.pop(model, AuxLoss))

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from efficient_transformers import models
+from efficient_transformers.models.moe import activated_params
 from efficient_transformers.training import config_checks, sharding
 from efficient_transformers.training.checkpoints import Checkpoints
 from efficient_transformers.training.metrics_log import MetricsLog
@@ -107,6 +108,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   num_params = models.count_params(model)
   logging.info("model: %s attention, %s head, %d parameters", config.model.attention,
                head, num_params)
+  if config.model.get("funnel"):
+    logging.info("sequence length per stage: %s",
+                 models.stage_lengths(model, train.max_length))
+  if config.model.get("moe"):
+    logging.info("MoE: %d parameters, %d activated per token", *activated_params(model))
   tx = make_optimizer(config.train)
   schedule = make_schedule(config.train)
   graphdef, state = create_train_state(model, tx)

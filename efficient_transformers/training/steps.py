@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from efficient_transformers.models.variables import pop_aux_loss
+from efficient_transformers.models.variables import call_with_aux_loss
 
 # Which batch arrays feed the model, by head (lra's arrays: inputs / inputs1, inputs2).
 HEAD_INPUTS = {"classifier": ("inputs",), "matcher": ("inputs1", "inputs2"),
@@ -86,8 +86,8 @@ def _forward(graphdef, params, model_state, batch, head, *, deterministic, rngs=
   model_state = jax.tree.map(lambda x: x, model_state)
   model = nnx.merge(graphdef, _cast(params, dtype), model_state)
   inputs = [batch[key] for key in HEAD_INPUTS[head]]
-  logits = model(*inputs, deterministic=deterministic, rngs=rngs)
-  aux_loss = pop_aux_loss(model)
+  logits, aux_loss = call_with_aux_loss(model, *inputs, deterministic=deterministic,
+                                        rngs=rngs)
   _, _, new_model_state = nnx.state(model, nnx.Param, nnx.Intermediate, ...)
   return logits.astype(jnp.float32), aux_loss, new_model_state
 
