@@ -12,7 +12,8 @@ Exact: no (a different kernel from softmax); it is exactly the quadratic form
   phi(Q) phi(K)^T V / normaliser, which the tests check in all three forms
   (bidirectional or masked quadratic, chunked prefix sums, recurrent steps).
 Causal: yes (aligned at the sequence ends, as in masks.py), plus the RNN form
-  `recurrent_step` for decoding with O(1) state per token.
+  `recurrent_step` for decoding with O(1) state per token (registered in
+  `attention.DECODERS` as `linear_init_decode_state` / `linear_decode_step`).
 
     out_i = phi(q_i)^T S / (phi(q_i)^T z + eps),  S = sum_j phi(k_j) v_j^T,
     z = sum_j phi(k_j); over j <= i when causal.
@@ -199,3 +200,27 @@ def recurrent_step(state, q_t, k_t, v_t, *, feature_map="elu_plus_one",
   den = jnp.einsum("bnm,bnm->bn", phi_q, norm_NxM)
   out = (num / (den[..., None] + eps)).astype(q_t.dtype)
   return (state_NxMxD, norm_NxM), out
+
+
+# Incremental decoding (attention.DECODERS): the recurrent form above.
+
+
+def linear_init_decode_state(batch: int, heads: int, head_dim: int,
+                             max_length: int, dtype=jnp.float32, *,
+                             feature_map="elu_plus_one", chunk_size: int = 64,
+                             eps: float = 1e-6):
+  """`init_state` sized by the feature map: O(m * head_dim) whatever max_length."""
+  del max_length, dtype, chunk_size, eps  # float32, O(1) in length
+  phi = feature_map_fn(feature_map)
+  m = jax.eval_shape(phi, jax.ShapeDtypeStruct((head_dim,), jnp.float32)).shape[-1]
+  return init_state(batch, heads, m, head_dim)
+
+
+def linear_decode_step(state, q_t, k_t, v_t, *, key_mask=None,
+                       feature_map="elu_plus_one", chunk_size: int = 64,
+                       eps: float = 1e-6):
+  """`recurrent_step` as (out_t, state)."""
+  del chunk_size
+  state, out = recurrent_step(state, q_t, k_t, v_t, feature_map=feature_map,
+                              eps=eps, key_mask=key_mask)
+  return out, state

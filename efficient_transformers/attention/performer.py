@@ -11,7 +11,9 @@ Exact: no. softmax(q.k / sqrt(d)) is estimated without bias by
   [m, d] random features; the error falls as m grows (tests). Given the same W,
   the output equals the quadratic form normalize(phi(Q) phi(K)^T) V exactly.
 Causal: yes, aligned at the sequence ends (masks.py); `recurrent_step` is the
-  RNN form for decoding (state S, z and the running key maximum).
+  RNN form for decoding (state S, z and the running key maximum), registered
+  in `attention.DECODERS` as `performer_init_decode_state` /
+  `performer_decode_step`.
 
 Numerical stabilisers. The exponentials are computed relative to a maximum:
 per query (over features; cancels in the normalisation) and, for keys,
@@ -116,14 +118,12 @@ def feature_maps(q, k, mask, *, features, kernel, causal, kernel_epsilon):
   return phi_q, phi_k, key_log_scale
 
 
-def performer(q, k, v, *, mask=None, causal=False, features=None,
-              num_features: int = 256, rng=None, kernel: str = "softmax",
-              kernel_epsilon: float = 1e-3, chunk_size: int = 64):
-  """FAVOR+ attention, BTNH layout; see the module docstring."""
-  check_qkv(q, k, v)
+def resolve_features(features, rng, num_features: int, kernel: str, *,
+                     heads: int, head_dim: int):
+  """The float32 features to use (drawn from `rng` when not given), or None
+  (relu kernel without features); checks the kernel and the shapes."""
   if kernel not in KERNELS:
     raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
-  head_dim = q.shape[-1]
   if features is None and rng is not None:
     features = orthogonal_features(rng, num_features, head_dim)
   if features is None and kernel == "softmax":
@@ -131,10 +131,20 @@ def performer(q, k, v, *, mask=None, causal=False, features=None,
   if features is not None:
     features = jnp.asarray(features, jnp.float32)
     if features.ndim not in (2, 3) or features.shape[-1] != head_dim or (
-        features.ndim == 3 and features.shape[0] != q.shape[2]):
+        features.ndim == 3 and features.shape[0] != heads):
       raise ValueError(
           f"features must be [m, head_dim] or [heads, m, head_dim] with"
-          f" head_dim={head_dim}, heads={q.shape[2]}; got {features.shape}")
+          f" head_dim={head_dim}, heads={heads}; got {features.shape}")
+  return features
+
+
+def performer(q, k, v, *, mask=None, causal=False, features=None,
+              num_features: int = 256, rng=None, kernel: str = "softmax",
+              kernel_epsilon: float = 1e-3, chunk_size: int = 64):
+  """FAVOR+ attention, BTNH layout; see the module docstring."""
+  check_qkv(q, k, v)
+  features = resolve_features(features, rng, num_features, kernel,
+                              heads=q.shape[2], head_dim=q.shape[-1])
   if mask is not None:
     masks.allowed_pairs(k.shape[0], q.shape[1], k.shape[1], mask=mask)  # checks
   return _performer(q, k, v, mask, features, causal=causal, kernel=kernel,
@@ -200,3 +210,36 @@ def recurrent_step(state, q_t, k_t, v_t, *, features, kernel="softmax",
   den = jnp.einsum("bnm,bnm->bn", phi_q, norm_NxM)
   out = num / jnp.where(den > 0, den, 1.0)[..., None]
   return (state_NxMxD, norm_NxM, max_N), out.astype(q_t.dtype)
+
+
+# Incremental decoding (attention.DECODERS): the recurrent form above, with the
+# same features as the parallel form.
+
+
+def performer_init_decode_state(batch: int, heads: int, head_dim: int,
+                                max_length: int, dtype=jnp.float32, *,
+                                features=None, num_features: int = 256, rng=None,
+                                kernel: str = "softmax",
+                                kernel_epsilon: float = 1e-3,
+                                chunk_size: int = 64):
+  """`init_state` sized by the features: O(m * head_dim) whatever max_length."""
+  del max_length, dtype, kernel_epsilon, chunk_size  # float32, O(1) in length
+  features = resolve_features(features, rng, num_features, kernel, heads=heads,
+                              head_dim=head_dim)
+  m = head_dim if features is None else features.shape[-2]
+  return init_state(batch, heads, m, head_dim)
+
+
+def performer_decode_step(state, q_t, k_t, v_t, *, key_mask=None, features=None,
+                          num_features: int = 256, rng=None,
+                          kernel: str = "softmax", kernel_epsilon: float = 1e-3,
+                          chunk_size: int = 64):
+  """`recurrent_step` as (out_t, state). Features drawn from `rng` are redrawn
+  at every step (the same ones); pass `features` to draw them once."""
+  del chunk_size
+  features = resolve_features(features, rng, num_features, kernel,
+                              heads=q_t.shape[1], head_dim=q_t.shape[-1])
+  state, out = recurrent_step(state, q_t, k_t, v_t, features=features,
+                              kernel=kernel, kernel_epsilon=kernel_epsilon,
+                              key_mask=key_mask)
+  return out, state

@@ -22,6 +22,10 @@ strings, tuples; lists become tuples) because they are static structure of the
 module; arrays and random keys are parameters, which belong to a mechanism
 module (below).
 
+`attention_kw["shared_qk"]` (default False; Reformer's shared-QK attention)
+is consumed by the layer itself: there is no key projection, keys are the
+query projection of the context (k = q in self-attention).
+
 Mechanism-owned parameters (the extension point): a mechanism that needs
 learned or random tensors (Linformer projections, Performer features, routing
 centroids, ...) registers a factory in `MECHANISM_MODULES[name]`:
@@ -39,6 +43,10 @@ its `layer_options` attribute and the layer does not pass them to the function.
 `x` [B, Tq, E] and `context` [B, Tk, E] are the layer's inputs (e.g. for
 Longformer's separate global projections); `deterministic` and `rngs` are the
 call's (e.g. for random features redrawn in training, fixed at evaluation).
+A module that also needs the call's projected `q` [B, Tq, N, H], `k`
+[B, Tk, N, H], key padding `mask` or `causal` flag (Routing centroids,
+Sinkhorn's sorter) names them in its `call_inputs` attribute and receives
+them as keyword arguments.
 
 When the layer's attention name is in `MECHANISM_MODULES`, the layer creates
 that module at construction (as `self.mechanism`) and merges its options over
@@ -59,6 +67,10 @@ from efficient_transformers.models.memory_compressed_conv import MemoryCompresse
 from efficient_transformers.models.low_rank_projections import LinformerProjections
 from efficient_transformers.models.nystrom_conv import NystromConv
 from efficient_transformers.models.random_features import PerformerFeatures
+from efficient_transformers.models.routing_centroids import RoutingCentroids
+from efficient_transformers.models.sinkhorn_sorter import SinkhornSorter
+from efficient_transformers.models.lsh_hashing import LSHRandomness
+from efficient_transformers.models.set_transformer import InducingPoints
 from efficient_transformers.models.synthesizer_weights import (SynthesizerDenseWeights,
                                                                SynthesizerRandomWeights)
 
@@ -68,8 +80,12 @@ MECHANISM_MODULES["memory_compressed"] = MemoryCompressedConv
 MECHANISM_MODULES["linformer"] = LinformerProjections
 MECHANISM_MODULES["nystromformer"] = NystromConv
 MECHANISM_MODULES["performer"] = PerformerFeatures
+MECHANISM_MODULES["routing"] = RoutingCentroids
+MECHANISM_MODULES["sinkhorn"] = SinkhornSorter
+MECHANISM_MODULES["reformer"] = LSHRandomness
 MECHANISM_MODULES["synthesizer_dense"] = SynthesizerDenseWeights
 MECHANISM_MODULES["synthesizer_random"] = SynthesizerRandomWeights
+MECHANISM_MODULES["isab"] = InducingPoints
 
 
 def _freeze(value: Any) -> Any:
@@ -120,6 +136,12 @@ class AttentionLayer(nnx.Module):
     self.attention = attention
     self.attention_fn = attention_lib.get(attention)  # unknown name fails here
     self.attention_options = freeze_options(attention_kw)
+    # attention_kw["shared_qk"] (Reformer): consumed here, not passed to the
+    # mechanism. Keys are the query projection of the context (k = q in
+    # self-attention); the key projection is omitted.
+    self.shared_qk = bool(dict(self.attention_options).get("shared_qk", False))
+    self.attention_options = tuple(
+        (k, v) for k, v in self.attention_options if k != "shared_qk")
     self.num_heads = num_heads
     head_dim = qkv_dim // num_heads
 
@@ -129,7 +151,7 @@ class AttentionLayer(nnx.Module):
                         rngs=rngs)
 
     self.query = projection(emb_dim, qkv_dim)
-    self.key = projection(emb_dim, qkv_dim)
+    self.key = None if self.shared_qk else projection(emb_dim, qkv_dim)
     self.value = projection(emb_dim, qkv_dim)
     self.out = projection(qkv_dim, emb_dim)
     if attention in MECHANISM_MODULES:
@@ -160,14 +182,34 @@ class AttentionLayer(nnx.Module):
     split = lambda t: einops.rearrange(t, "b t (n h) -> b t n h",
                                        n=self.num_heads)
     q_BxTxNxH = split(self.query(x))
-    k_BxSxNxH = split(self.key(context))
+    if self.shared_qk:
+      k_BxSxNxH = q_BxTxNxH if context is x else split(self.query(context))
+    else:
+      k_BxSxNxH = split(self.key(context))
     v_BxSxNxH = split(self.value(context))
+    options = self.mechanism_options(x, context, deterministic=deterministic,
+                                     rngs=rngs, q=q_BxTxNxH, k=k_BxSxNxH,
+                                     mask=mask, causal=causal)
+    out_BxTxNxH = self.attention_fn(
+        q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask=mask, causal=causal, **options)
+    return self.out(einops.rearrange(out_BxTxNxH, "b t n h -> b t (n h)"))
+
+  def mechanism_options(self, x: jax.Array, context: jax.Array, *,
+                        deterministic: bool = True,
+                        rngs: nnx.Rngs | None = None, **call_inputs) -> dict:
+    """The keyword options of the attention function for this call:
+    attention_kw, less the mechanism module's layer_options, updated by the
+    module's output (also used by models/decoding.py). `call_inputs` (q, k,
+    mask, causal) reach the module when listed in its `call_inputs`."""
     options = dict(self.attention_options)
     if self.mechanism is not None:
       for key in getattr(self.mechanism, "layer_options", ()):
         options.pop(key, None)
-      options.update(self.mechanism(x, context, deterministic=deterministic,
-                                    rngs=rngs))
-    out_BxTxNxH = self.attention_fn(
-        q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask=mask, causal=causal, **options)
-    return self.out(einops.rearrange(out_BxTxNxH, "b t n h -> b t (n h)"))
+      wanted = getattr(self.mechanism, "call_inputs", ())
+      missing = [name for name in wanted if name not in call_inputs]
+      if missing:
+        raise ValueError(f"{self.attention}'s module needs {missing} at this call")
+      options.update(self.mechanism(
+          x, context, deterministic=deterministic, rngs=rngs,
+          **{name: call_inputs[name] for name in wanted}))
+    return options

@@ -5,6 +5,11 @@ Pooling (`pooling`):
   "mean": the mean over real tokens only (mask = tokens != 0). LRA's MEAN
           averages every position, padding included; ours is invariant to
           appended padding.
+  "pma":  the Set Transformer's pooling by multihead attention (Lee et al.
+          2019, models/set_transformer.PMA): `pma_seeds` (k, default 1)
+          learned seeds attend to the real tokens (padding gets zero weight);
+          the k pooled vectors are concatenated, [B, k * E]. Usable with any
+          encoder (no CLS is prepended).
 
 Heads, as LRA's `classifier_head` and `classifier_head_dual` (NLI interaction):
   Classifier: pooled [B, E] -> Dense(mlp_dim) -> ReLU -> Dense(num_classes)
@@ -20,8 +25,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from efficient_transformers.models.encoder import Encoder
+from efficient_transformers.models.set_transformer import PMA
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "pma")
 
 
 def _check_pooling(pooling: str) -> None:
@@ -32,7 +38,10 @@ def _check_pooling(pooling: str) -> None:
 
 def pool(hidden_BxLxE: jax.Array, mask_BxL: jax.Array,
          pooling: str) -> jax.Array:
-  """[B, L, E] hidden states and bool [B, L] mask -> [B, E]."""
+  """[B, L, E] hidden states and bool [B, L] mask -> [B, E] ("cls", "mean";
+  "pma" has parameters: PooledEncoder)."""
+  if pooling == "pma":
+    raise ValueError("pooling 'pma' has learned seeds: use PooledEncoder")
   if pooling == "cls":
     return hidden_BxLxE[:, 0]
   weights_BxL = mask_BxL.astype(hidden_BxLxE.dtype)
@@ -45,19 +54,30 @@ class PooledEncoder(nnx.Module):
   """The Encoder followed by pooling: tokens [B, L] -> [B, emb_dim].
 
   pooling "cls" prepends a CLS vector (Encoder use_cls) and returns its state;
-  "mean" averages the real (non-padding) positions.
+  "mean" averages the real (non-padding) positions; "pma" pools with
+  `pma_seeds` seeds (PMA with the encoder's num_heads and mlp_dim) and returns
+  [B, pma_seeds * emb_dim]. `out_dim` is the pooled width.
   """
 
   def __init__(self, vocab_size: int, max_length: int, *, pooling: str,
-               rngs: nnx.Rngs, **encoder_kw):
+               pma_seeds: int = 1, rngs: nnx.Rngs, **encoder_kw):
     _check_pooling(pooling)
     self.pooling = pooling
     self.encoder = Encoder(vocab_size, max_length, use_cls=pooling == "cls",
                            rngs=rngs, **encoder_kw)
+    self.out_dim = encoder_kw["emb_dim"] * (pma_seeds if pooling == "pma" else 1)
+    if pooling == "pma":
+      self.pma = PMA(encoder_kw["emb_dim"], encoder_kw["num_heads"],
+                     num_seeds=pma_seeds, mlp_dim=encoder_kw["mlp_dim"], rngs=rngs)
+    else:
+      self.pma = None
 
   def __call__(self, tokens: jax.Array, *, deterministic: bool,
                rngs: nnx.Rngs | None = None) -> jax.Array:
     hidden, mask = self.encoder(tokens, deterministic=deterministic, rngs=rngs)
+    if self.pma is not None:
+      pooled_BxKxE = self.pma(hidden, mask=mask)
+      return pooled_BxKxE.reshape(pooled_BxKxE.shape[0], -1)
     return pool(hidden, mask, self.pooling)
 
 
@@ -67,7 +87,8 @@ class Classifier(nnx.Module):
   Args:
     vocab_size, max_length: as Encoder.
     num_classes: output classes.
-    pooling: "cls" or "mean".
+    pooling: "cls", "mean" or "pma".
+    pma_seeds: PMA's number of seeds k (pooling "pma" only).
     rngs: parameter initialisation.
     **encoder_kw: Encoder's sizes and mechanism (num_layers, emb_dim,
       num_heads, mlp_dim, qkv_dim, attention, attention_kw, dropout_rate,
@@ -75,11 +96,12 @@ class Classifier(nnx.Module):
   """
 
   def __init__(self, vocab_size: int, max_length: int, *, num_classes: int,
-               pooling: str = "cls", rngs: nnx.Rngs, **encoder_kw):
+               pooling: str = "cls", pma_seeds: int = 1, rngs: nnx.Rngs,
+               **encoder_kw):
     self.encoder = PooledEncoder(vocab_size, max_length, pooling=pooling,
-                                 rngs=rngs, **encoder_kw)
-    emb_dim, mlp_dim = encoder_kw["emb_dim"], encoder_kw["mlp_dim"]
-    self.hidden = nnx.Linear(emb_dim, mlp_dim, rngs=rngs)
+                                 pma_seeds=pma_seeds, rngs=rngs, **encoder_kw)
+    mlp_dim = encoder_kw["mlp_dim"]
+    self.hidden = nnx.Linear(self.encoder.out_dim, mlp_dim, rngs=rngs)
     self.logits = nnx.Linear(mlp_dim, num_classes, rngs=rngs)
 
   def __call__(self, tokens: jax.Array, *, deterministic: bool,
@@ -95,17 +117,19 @@ class Matcher(nnx.Module):
   Args:
     vocab_size, max_length: as Encoder (max_length per document).
     num_classes: output classes (2 for LRA retrieval).
-    pooling: "cls" or "mean".
+    pooling: "cls", "mean" or "pma".
+    pma_seeds: PMA's number of seeds k (pooling "pma" only).
     rngs: parameter initialisation.
     **encoder_kw: as Classifier.
   """
 
   def __init__(self, vocab_size: int, max_length: int, *, num_classes: int = 2,
-               pooling: str = "cls", rngs: nnx.Rngs, **encoder_kw):
+               pooling: str = "cls", pma_seeds: int = 1, rngs: nnx.Rngs,
+               **encoder_kw):
     self.encoder = PooledEncoder(vocab_size, max_length, pooling=pooling,
-                                 rngs=rngs, **encoder_kw)
-    emb_dim, mlp_dim = encoder_kw["emb_dim"], encoder_kw["mlp_dim"]
-    self.hidden1 = nnx.Linear(4 * emb_dim, mlp_dim, rngs=rngs)
+                                 pma_seeds=pma_seeds, rngs=rngs, **encoder_kw)
+    mlp_dim = encoder_kw["mlp_dim"]
+    self.hidden1 = nnx.Linear(4 * self.encoder.out_dim, mlp_dim, rngs=rngs)
     self.hidden2 = nnx.Linear(mlp_dim, mlp_dim // 2, rngs=rngs)
     self.logits = nnx.Linear(mlp_dim // 2, num_classes, rngs=rngs)
 

@@ -7,6 +7,9 @@ EncoderDecoder: source [B, Ls] -> Encoder -> memory [B, Ls, E],
                 target [B, Lt] -> causal Encoder cross-attending to memory
                 -> Dense(vocab) -> logits [B, Lt, vocab].
 
+CausalLM.generate continues prompts token by token with each mechanism's
+incremental state (models/decoding.py: KV cache, ring buffer, recurrent state).
+
 Inputs are taken as given: shifting targets right (teacher forcing) is the
 caller's job. Id 0 is padding and is masked as a key, so a start-of-sequence
 token must be a nonzero id. Source and target share vocab_size and max_length.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from efficient_transformers.models import decoding
 from efficient_transformers.models.encoder import Encoder
 
 
@@ -43,6 +47,15 @@ class CausalLM(nnx.Module):
     """int tokens [B, L] -> logits [B, L, vocab_size]."""
     hidden, _ = self.decoder(tokens, deterministic=deterministic, rngs=rngs)
     return self.output_projection(hidden)
+
+  def generate(self, prompt: jax.Array, *, num_tokens: int,
+               rng: jax.Array | None = None, temperature: float = 0.0,
+               top_k: int | None = None) -> jax.Array:
+    """Greedy (temperature 0) or sampled continuation, token by token with
+    per-mechanism incremental state: int prompt [B, P] (real tokens first,
+    0-padded at the end) -> int32 [B, P + num_tokens]. See models/decoding.py."""
+    return decoding.generate(self, prompt, num_tokens=num_tokens, rng=rng,
+                             temperature=temperature, top_k=top_k)
 
 
 class EncoderDecoder(nnx.Module):

@@ -116,17 +116,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
   tx = make_optimizer(config.train)
   schedule = make_schedule(config.train)
   graphdef, state = create_train_state(model, tx)
-  mesh = sharding.make_mesh()
   try:
+    mesh = sharding.make_mesh(config.train.get("expert_parallelism", 1))
     sharding.check_batch_size(config.train.batch_size, "config.train.batch_size", mesh)
     sharding.check_batch_size(config.train.eval_batch_size, "config.train.eval_batch_size",
                               mesh)
   except ValueError as e:
     raise config_checks.ConfigError(str(e)) from e
   if mesh.devices.size > 1:
-    logging.info("data parallel over %d devices in %d processes", mesh.devices.size,
-                 jax.process_count())
-  state = sharding.replicate(state, mesh)
+    logging.info("mesh %s over %d devices in %d processes", dict(mesh.shape),
+                 mesh.devices.size, jax.process_count())
+  state = sharding.place_state(state, mesh)
 
   # Everything above can fail on a bad config; only now is the workdir written.
   os.makedirs(workdir, exist_ok=True)
@@ -161,9 +161,12 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
            wall_start, mesh):
   cfg = config.train
   dtype = cfg.get("dtype", "float32")
+  # The state keeps its placement (experts split, the rest replicated) step to step.
+  state_sharding = jax.tree.map(lambda x: x.sharding, state)
   train_fn = jax.jit(functools.partial(
       train_step, graphdef=graphdef, tx=tx, head=head, seed=config.seed, dtype=dtype,
-      grad_accum_steps=cfg.get("grad_accum_steps", 1)), donate_argnums=0)
+      grad_accum_steps=cfg.get("grad_accum_steps", 1)), donate_argnums=0,
+      out_shardings=(state_sharding, sharding.replicated(mesh)))
   eval_step_fn = jax.jit(functools.partial(eval_step, graphdef=graphdef, head=head,
                                            dtype=dtype))
 

@@ -6,18 +6,20 @@ devices, and many hosts.
   Cloud TPU, or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
   JAX_PROCESS_ID environment variables). On CPU, cross-process collectives use
   gloo.
-- Mesh: every device of every process on one axis, `data`.
-- Batches: sharded along `data` by rows. Every process reads the same
+- Mesh: every device of every process, laid out as (`data`, `expert`) with
+  `expert` of size `expert_parallelism` (1 by default: pure data parallelism).
+- Batches: sharded by rows over all devices (both axes). Every process reads the same
   deterministic batch stream (lra.train_batches / eval_batches) and hands JAX
   only its own rows of each global batch (`shard_batch`), so the result does
   not depend on the number of devices or hosts: N devices with global batch B
   compute exactly what one device computes with batch B (to float32 rounding of
   the cross-device sums; tests/training/test_sharding.py).
-- State (parameters, optimiser state, model state): replicated on every device.
-
-MoE expert weights are stacked [num_experts, ...] (models/moe.py) so that an
-`expert` mesh axis can shard them; the loop does not build that axis yet (all
-parameters replicated): that is the next step for expert parallelism.
+- State (parameters, optimiser state, model state): replicated on every
+  device, except variables whose metadata names mesh axes
+  (`nnx.get_partition_spec`): MoE expert weights, stacked [num_experts, ...]
+  and tagged "expert" (models/moe.py), are split over the `expert` axis, and
+  so are their optimiser moments. XLA inserts the collectives the dispatch
+  and combine einsums need.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
+from flax import nnx
+
 DATA_AXIS = "data"
+EXPERT_AXIS = "expert"
+BATCH_AXES = (DATA_AXIS, EXPERT_AXIS)  # batch rows are split over every device
 
 
 def initialize_distributed(coordinator_address: str | None = None,
@@ -49,9 +55,14 @@ def initialize_distributed(coordinator_address: str | None = None,
   return True
 
 
-def make_mesh() -> Mesh:
-  """All devices of all processes on the `data` axis."""
-  return Mesh(np.array(jax.devices()), (DATA_AXIS,))
+def make_mesh(expert_parallelism: int = 1) -> Mesh:
+  """All devices of all processes as a (data, expert) grid."""
+  count = jax.device_count()
+  if expert_parallelism < 1 or count % expert_parallelism:
+    raise ValueError(f"expert_parallelism={expert_parallelism} must divide the number of"
+                     f" devices ({count})")
+  devices = np.array(jax.devices()).reshape(count // expert_parallelism, expert_parallelism)
+  return Mesh(devices, (DATA_AXIS, EXPERT_AXIS))
 
 
 def check_batch_size(batch_size: int, what: str, mesh: Mesh) -> None:
@@ -62,18 +73,25 @@ def check_batch_size(batch_size: int, what: str, mesh: Mesh) -> None:
                      f" ({devices}) and processes ({processes}) for data parallelism")
 
 
-def replicate(tree, mesh: Mesh):
-  """Places every array of `tree` (identical on every process) on every device."""
-  sharding = NamedSharding(mesh, P())
+def place_state(tree, mesh: Mesh):
+  """Places `tree` (identical on every process) on the mesh: each array split
+  as its variable's sharding metadata says (e.g. experts over `expert`),
+  replicated otherwise."""
+  is_spec = lambda x: isinstance(x, P)  # noqa: E731
+  specs = jax.tree.leaves(nnx.get_partition_spec(tree), is_leaf=is_spec)
+  values, treedef = jax.tree.flatten(tree)
+  if len(specs) != len(values):
+    raise ValueError("sharding metadata does not match the state's arrays")
 
-  def put(x):
-    x = np.asarray(jax.device_get(x)) if isinstance(x, jax.Array) else x
+  def put(x, spec):
     if not hasattr(x, "shape"):
       return x
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    x = np.asarray(jax.device_get(x))
+    spec = spec if is_spec(spec) else P()
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec),
+                                        lambda index: x[index])
 
-  return jax.tree.map(put, tree)
+  return jax.tree.unflatten(treedef, [put(x, s) for x, s in zip(values, specs)])
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
@@ -81,7 +99,7 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
   each process contributes only the rows its devices hold."""
   out = {}
   for name, array in batch.items():
-    sharding = NamedSharding(mesh, P(DATA_AXIS))
+    sharding = NamedSharding(mesh, P(BATCH_AXES))
     rows = sorted({index[0].start or 0 for index in
                    sharding.addressable_devices_indices_map(array.shape).values()})
     per_device = array.shape[0] // mesh.devices.size
@@ -94,3 +112,7 @@ def is_writer() -> bool:
   """Only process 0 writes the workdir's logs and results (all processes
   take part in checkpointing, which orbax coordinates)."""
   return jax.process_index() == 0
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())

@@ -2,9 +2,13 @@
 and final parameters to an .npz. Used by test_sharding.py in subprocesses:
 
   python data_parallel_worker.py OUT.npz [COORDINATOR NUM_PROCESSES PROCESS_ID]
+
+Environment: WORKER_MOE=1 replaces the MLP by a 4-expert MoE (models/moe.py);
+EXPERT_PARALLELISM=K splits the experts over a mesh axis of K devices.
 """
 
 import functools
+import os
 import sys
 
 from efficient_transformers.training import sharding
@@ -25,12 +29,17 @@ MODEL = {"attention": "dense", "num_layers": 1, "emb_dim": 16, "num_heads": 2,
 
 
 def main(out_path):
-  model = models.build(MODEL, head="classifier", vocab_size=11, num_classes=3,
+  config = dict(MODEL)
+  if os.environ.get("WORKER_MOE"):
+    config["moe"] = {"num_experts": 4, "router": "top2", "capacity_factor_train": 1.0,
+                     "capacity_factor_eval": 2.0, "group_size": 16,
+                     "load_balance_weight": 0.01, "z_loss_weight": 0.001, "every": 1}
+  model = models.build(config, head="classifier", vocab_size=11, num_classes=3,
                        max_length=9, rngs=nnx.Rngs(params=0))
   tx = optax.adamw(1e-2)
   graphdef, state = steps.create_train_state(model, tx)
-  mesh = sharding.make_mesh()
-  state = sharding.replicate(state, mesh)
+  mesh = sharding.make_mesh(int(os.environ.get("EXPERT_PARALLELISM", "1")))
+  state = sharding.place_state(state, mesh)
   train_fn = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, tx=tx,
                                        head="classifier", seed=0))
   rng = np.random.default_rng(0)

@@ -18,15 +18,16 @@ WORKER = os.path.join(os.path.dirname(__file__), "data_parallel_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def _env(num_devices):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+def _env(num_devices, **extra):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT, **extra)
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
   env.pop("JAX_COORDINATOR_ADDRESS", None)
   return env
 
 
-def _run(out, num_devices, *extra):
-  return subprocess.Popen([sys.executable, WORKER, str(out), *extra], env=_env(num_devices),
+def _run(out, num_devices, *extra, **env):
+  return subprocess.Popen([sys.executable, WORKER, str(out), *extra],
+                          env=_env(num_devices, **env),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -57,6 +58,14 @@ def test_four_devices_equal_one_device(one_device, tmp_path):
   _finish(_run(out, 4))
   assert int(np.load(out)["devices"]) == 4
   _assert_same(one_device, out)
+
+
+def test_experts_split_over_an_expert_axis_equal_one_device(tmp_path):
+  one, four = tmp_path / "one.npz", tmp_path / "four.npz"
+  _finish(_run(one, 1, WORKER_MOE="1"))
+  _finish(_run(four, 4, WORKER_MOE="1", EXPERT_PARALLELISM="2"))
+  assert int(np.load(four)["devices"]) == 4
+  _assert_same(one, four)
 
 
 def test_two_processes_agree_with_each_other_and_with_one_device(one_device, tmp_path):
