@@ -289,6 +289,22 @@ MODELS = {
     "nystromformer": {"attention": "nystromformer",
                       "attention_kw": {"num_landmarks": 128, "pinv_iterations": 6,
                                        "conv_kernel_size": 33}},
+    # Roy et al. 2021 (not in LRA): 8 clusters (the official 4K/8K configs'
+    # sparsity_cluster_size), window = ceil(length / 8) by default so clusters
+    # cover the sequence once (k * w = n), separate q/k projections (the
+    # paper's encoder), EMA decay 0.999 and commitment weight 1e-4 (official
+    # sparse_transformer_local hparams). Every layer routes (the paper mixes
+    # local and routing heads; see attention/routing.py).
+    "routing": {"attention": "routing",
+                "attention_kw": {"num_clusters": 8, "commitment_weight": 1e-4,
+                                 "ema_decay": 0.999}},
+    # Tay et al. 2020 / LRA "Sinkhorn Trans.": blocks of 50 (LRA's default
+    # block_size); Gumbel-Sinkhorn with temperature 0.75 and 7 iterations
+    # (sinkhorn-transformer's defaults: LRA's code sorted with a softmax and
+    # summed all blocks, models.md section 20).
+    "sinkhorn": {"attention": "sinkhorn",
+                 "attention_kw": {"block_size": 50, "temperature": 0.75,
+                                  "num_iters": 7}},
     # Fedus et al. 2021 (Switch) MoE FFN with dense attention: 8 experts,
     # top-1, every other layer's MLP, mtf MoE1D capacity factors 1.25 / 2.0
     # and group size 1024, load-balance weight 0.01 (Switch), router z-loss
@@ -337,6 +353,9 @@ TRAIN_DEFAULTS = {
     # Micro-batches per step (batch_size must be a multiple): same gradient,
     # activation memory of batch_size / grad_accum_steps.
     "grad_accum_steps": 1,
+    # Devices along the mesh's `expert` axis (MoE expert weights are split over
+    # it; batch rows over all devices). 1 = pure data parallelism.
+    "expert_parallelism": 1,
 }
 
 
