@@ -123,14 +123,17 @@ def plot(summary, path, memory=None) -> None:
 
 
 def _memory(path) -> dict[str, float]:
-  """model -> peak memory relative to the largest, from a benchmark train JSON
-  (its records: model, length, peak_bytes; the longest common length is used)."""
+  """model -> memory relative to the largest, from a `benchmark.py --mode=train`
+  JSON (records with model, length, status, bytes), at the longest length
+  that the most models ran."""
   with open(path) as f:
-    records = [r for r in json.load(f)["records"] if r.get("peak_bytes")]
+    records = [r for r in json.load(f)["records"]
+               if r.get("status") == "ok" and r.get("bytes")]
   if not records:
     return {}
-  length = max(r["length"] for r in records)
-  by_model = {r["model"]: r["peak_bytes"] for r in records if r["length"] == length}
+  counts = collections.Counter(r["length"] for r in records)
+  length = max(counts, key=lambda n: (counts[n], n))
+  by_model = {r["model"]: r["bytes"] for r in records if r["length"] == length}
   top = max(by_model.values())
   return {m: b / top for m, b in by_model.items()}
 
