@@ -20,13 +20,16 @@ Exact: yes (equals dense with `axial_pattern`). Self-attention only.
 Options:
   shape: (height, width); required, height * width == sequence length.
   axis: 0 (columns) or 1 (rows); default 1.
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py; with axis=0 every raster-order tile
+    is partial, so it computes about as many tiles as dense).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from efficient_transformers.attention import blocked
+from efficient_transformers.attention import block_sparse, blocked
 from efficient_transformers.attention.shapes import check_qkv
 
 
@@ -41,12 +44,15 @@ def _check_options(length, shape, axis):
   return height, width
 
 
-def axial(q, k, v, *, mask=None, causal=False, shape=None, axis=1):
+def axial(q, k, v, *, mask=None, causal=False, shape=None, axis=1, impl="xla"):
   """Attention along one axis of a 2-D grid, BTNH layout (see the module docstring)."""
   check_qkv(q, k, v)
   blocked.require_self_attention("axial", q, k)
   batch, length = q.shape[:2]
   height, width = _check_options(length, shape, axis)
+  if block_sparse.check_impl("axial", impl) == "pallas":
+    return block_sparse.attend("axial", axial_pattern, q, k, v, mask=mask,
+                               causal=causal, shape=(height, width), axis=axis)
 
   def grid(x):  # [B, L, ...] -> [B, lines, line, ...], lines along `axis`
     x = x.reshape((batch, height, width) + x.shape[2:])

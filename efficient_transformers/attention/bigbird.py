@@ -32,6 +32,10 @@ Options:
   random_blocks: explicit int [heads, nb, r] block ids, -1 = empty slot; rows
     of global blocks are ignored. Entries must be distinct and outside their
     row's window and global blocks.
+  impl: "xla" (default) or "pallas": the block-sparse kernel over
+    `bigbird_pattern` (attention/block_sparse.py), whose tables are built on
+    the host from the same random draw, so `rng` (or random_blocks) must be
+    concrete (an int seed, or a key made outside jit); a traced one raises.
 Limits: a length that is not a multiple of block_size is padded internally at
   the end: the last block is partly padding (its padded keys are masked), and
   it stays a global block. When a row has fewer than r candidate blocks, it
@@ -45,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from efficient_transformers.attention import blocked
+from efficient_transformers.attention import block_sparse, blocked
 from efficient_transformers.attention.shapes import check_qkv
 
 
@@ -126,13 +130,20 @@ def _table(heads, num_blocks, w, g, r, rng, random_blocks):
 
 def bigbird(q, k, v, *, mask=None, causal=False, block_size=64,
             num_window_blocks=3, num_global_blocks=1, num_random_blocks=3,
-            rng=None, random_blocks=None):
+            rng=None, random_blocks=None, impl="xla"):
   """BigBird ITC attention, BTNH layout (see the module docstring)."""
   check_qkv(q, k, v)
   blocked.reject_causal("bigbird", causal)
   blocked.require_self_attention("bigbird", q, k)
   b, w, g, r = _check_options(block_size, num_window_blocks, num_global_blocks,
                               num_random_blocks)
+  if block_sparse.check_impl("bigbird", impl) == "pallas":
+    # The same random draw as impl="xla": bigbird_pattern calls _table too.
+    drawn = r > 0 and random_blocks is None
+    return block_sparse.attend(
+        "bigbird", bigbird_pattern, q, k, v, mask=mask, block_size=b,
+        num_window_blocks=w, num_global_blocks=g, num_random_blocks=r, rng=rng,
+        random_blocks=random_blocks, heads=q.shape[2] if drawn else None)
   batch, length, heads = q.shape[:3]
   nb = -(-length // b)
   g = min(g, -(-nb // 2))  # a short sequence may be all global

@@ -17,7 +17,10 @@ Implementations (`impl`), all computing the same function:
              q_len == kv_len when causal, no pair_mask; `mask` must be a prefix
              mask (real tokens first, as LRA's padding is): it is passed as
              per-example key lengths. Anything else raises ValueError.
-  "pallas":  not available yet (the Pallas block-sparse kernel): ValueError.
+  "pallas":  the Pallas flash-attention kernel (kernels/, via block_sparse.py)
+             over the tiles of `dense_pattern`: all of them, or the causal
+             triangle (about half). No pair_mask. On CPU it runs interpreted
+             (slow: for tests).
 Time is O(q_len * kv_len * head_dim) for all of them.
 
 Numerics: logits, softmax and the weighted sum of values accumulate in float32
@@ -41,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from efficient_transformers.attention import masks
+from efficient_transformers.attention import block_sparse, masks
 from efficient_transformers.attention.dense_chunked import (DEFAULT_KV_CHUNK,
                                                             DEFAULT_Q_CHUNK,
                                                             dense_chunked)
@@ -79,8 +82,8 @@ def dense(q, k, v, *, mask=None, causal=False, pair_mask=None, impl=None,
   if impl == "cudnn":
     return _dense_cudnn(q, k, v, mask=mask, causal=causal)
   if impl == "pallas":
-    raise ValueError("dense impl='pallas' needs the Pallas block-sparse kernel,"
-                     " which does not exist yet; use impl='chunked' or 'xla'")
+    return block_sparse.attend("dense", dense_pattern, q, k, v, mask=mask,
+                               causal=causal)
   return _dense_xla(q, k, v, mask=mask, causal=causal, pair_mask=pair_mask)
 
 

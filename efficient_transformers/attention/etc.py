@@ -20,6 +20,8 @@ Exact: yes (equals dense with `etc_pattern`). causal=True raises (ETC is an
 Options:
   num_global: number of leading global tokens (default 1).
   local_radius: l2l radius r (default 84, ETC's `EtcConfig`).
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py).
 Limits: the long part is cut internally into blocks of max(1, local_radius)
   tokens (padded at the end); each block gathers its neighbour blocks.
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from efficient_transformers.attention import blocked
+from efficient_transformers.attention import block_sparse, blocked
 from efficient_transformers.attention.shapes import check_qkv
 
 
@@ -42,13 +44,17 @@ def _check_options(length, num_global, local_radius):
   return num_global, local_radius
 
 
-def etc(q, k, v, *, mask=None, causal=False, num_global=1, local_radius=84):
+def etc(q, k, v, *, mask=None, causal=False, num_global=1, local_radius=84,
+        impl="xla"):
   """ETC global-local attention, BTNH layout (see the module docstring)."""
   check_qkv(q, k, v)
   blocked.reject_causal("etc", causal)
   blocked.require_self_attention("etc", q, k)
   batch, length = q.shape[:2]
   g, radius = _check_options(length, num_global, local_radius)
+  if block_sparse.check_impl("etc", impl) == "pallas":
+    return block_sparse.attend("etc", etc_pattern, q, k, v, mask=mask,
+                               num_global=g, local_radius=radius)
   real_BxL = blocked.key_mask(mask, batch, length)
   # g2g + g2l: the global rows see everything.
   out_global = blocked.attend(q[:, :g], k, v, real_BxL[:, None, None, :])

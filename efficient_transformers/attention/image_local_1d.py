@@ -19,6 +19,8 @@ Options:
   memory_flange: positions of memory on each side of the block (before it only
     when causal); default None = query_block_size. t2t's `imagetransformer_base`
     uses block_length 256 and block_width (unmasked flange) 128.
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py).
 Limits: a length that is not a multiple of query_block_size is padded
   internally at the end (padded keys are masked, padded queries dropped), so the
   last block is shorter. The flange need not be a multiple of the block: whole
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from efficient_transformers.attention import blocked
+from efficient_transformers.attention import block_sparse, blocked
 from efficient_transformers.attention.shapes import check_qkv
 
 
@@ -62,11 +64,15 @@ def _block_pairs(length, block, flange, causal):
 
 
 def image_local_1d(q, k, v, *, mask=None, causal=False, query_block_size=256,
-                   memory_flange=None):
+                   memory_flange=None, impl="xla"):
   """1-D local attention, BTNH layout (see the module docstring)."""
   check_qkv(q, k, v)
   blocked.require_self_attention("image_local_1d", q, k)
   block, flange = _check_options(query_block_size, memory_flange)
+  if block_sparse.check_impl("image_local_1d", impl) == "pallas":
+    return block_sparse.attend(
+        "image_local_1d", image_local_1d_pattern, q, k, v, mask=mask,
+        causal=causal, query_block_size=block, memory_flange=flange)
   batch, length = q.shape[:2]
   before, after, geometry_CxQxM = _block_pairs(length, block, flange, causal)
   gather = lambda x, value=0: blocked.neighbours(

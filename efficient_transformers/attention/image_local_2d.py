@@ -27,6 +27,8 @@ Options:
     defaults; `imagetransformer2d_base` uses (16, 16)).
   memory_flange: (hf, wf), default (8, 16) (t2t defaults; (16, 32) in
     `imagetransformer2d_base`).
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py).
 Limits: height and width need not be multiples of the query block: the image
   is padded internally at the bottom and right (padded keys masked, padded
   queries dropped). A flange that is not a multiple of the block gathers whole
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from efficient_transformers.attention import blocked
+from efficient_transformers.attention import block_sparse, blocked
 from efficient_transformers.attention.shapes import check_qkv
 
 
@@ -85,13 +87,18 @@ def _geometry(shape, query_shape, memory_flange, causal):
 
 
 def image_local_2d(q, k, v, *, mask=None, causal=False, shape=None,
-                   query_shape=(8, 16), memory_flange=(8, 16)):
+                   query_shape=(8, 16), memory_flange=(8, 16), impl="xla"):
   """2-D local attention, BTNH layout (see the module docstring)."""
   check_qkv(q, k, v)
   blocked.require_self_attention("image_local_2d", q, k)
   batch, length = q.shape[:2]
   shape, query_shape, memory_flange = _check_options(
       length, shape, query_shape, memory_flange)
+  if block_sparse.check_impl("image_local_2d", impl) == "pallas":
+    return block_sparse.attend(
+        "image_local_2d", image_local_2d_pattern, q, k, v, mask=mask,
+        causal=causal, shape=shape, query_shape=query_shape,
+        memory_flange=memory_flange)
   (height, width), (hq, wq) = shape, query_shape
   (rb, ra, cb, ca), geometry = _geometry(shape, query_shape, memory_flange, causal)
 

@@ -10,6 +10,8 @@ Causal: yes, causal inside each block (query i sees keys of its block with j <= 
 
 Options:
   block_size: tokens per block (default 50, LRA's default).
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over
+    `local_pattern`, attention/block_sparse.py).
 
 Limits: self-attention only (q_len == kv_len). A length that is not a multiple
 of block_size is padded internally: the last block is shorter (its padded keys
@@ -24,6 +26,7 @@ import functools
 import jax
 import numpy as np
 
+from efficient_transformers.attention import block_sparse
 from efficient_transformers.attention import softmax_partials as sp
 
 
@@ -53,10 +56,13 @@ def block_partials(q, k, v, key_ok, *, block_size: int, causal: bool) -> sp.Part
   return sp.Partials(acc, flat(parts.row_max), flat(parts.row_sum))
 
 
-def local(q, k, v, *, mask=None, causal=False, block_size=50):
+def local(q, k, v, *, mask=None, causal=False, block_size=50, impl="xla"):
   """Block-local attention, BTNH layout (see the module docstring)."""
   block_size = sp.check_int("block_size", block_size, 1)
   sp.self_attention_inputs("local", q, k, v, mask)  # checks, before tracing
+  if block_sparse.check_impl("local", impl) == "pallas":
+    return block_sparse.attend("local", local_pattern, q, k, v, mask=mask,
+                               causal=causal, block_size=block_size)
   return _local(q, k, v, mask, causal=bool(causal), block_size=block_size)
 
 

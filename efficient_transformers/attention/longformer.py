@@ -31,6 +31,8 @@ Options:
   dilation: band dilation (default 1).
   num_global: number of leading global tokens (default 1: the CLS token).
   global_qkv: optional (q_global, k_global, v_global), see above.
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py; without global_qkv).
 
 Limits: self-attention only (q_len == kv_len); num_global is clipped to the
 length; lengths are padded internally as in `sliding_window`.
@@ -44,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from efficient_transformers.attention import block_sparse
 from efficient_transformers.attention import softmax_partials as sp
 from efficient_transformers.attention.sliding_window import (
     band_pairs, check_window_options, dilated_band_partials)
@@ -78,11 +81,19 @@ def _global_inputs(global_qkv, q, k, v, num_global):
 
 
 def longformer(q, k, v, *, mask=None, causal=False, window=256, dilation=1,
-               num_global=NUM_GLOBAL, global_qkv=None):
+               num_global=NUM_GLOBAL, global_qkv=None, impl="xla"):
   """Longformer attention, BTNH layout (see the module docstring)."""
   window, dilation, num_global = _check_options(causal, window, dilation, num_global)
   sp.self_attention_inputs("longformer", q, k, v, mask)  # checks, before tracing
   num_global = min(num_global, q.shape[1])
+  if block_sparse.check_impl("longformer", impl) == "pallas":
+    if global_qkv is not None:
+      raise ValueError("longformer impl='pallas' computes one softmax over the"
+                       " pattern with q, k, v: global_qkv (separate global"
+                       " projections) needs impl='xla'")
+    return block_sparse.attend("longformer", longformer_pattern, q, k, v,
+                               mask=mask, causal=causal, window=window,
+                               dilation=dilation, num_global=num_global)
   if global_qkv is not None:
     _global_inputs(global_qkv, *(jnp.swapaxes(x, 1, 2) for x in (q, k, v)), num_global)
   return _longformer(q, k, v, mask, global_qkv, window=window, dilation=dilation,

@@ -27,6 +27,8 @@ Options:
   window: keys on each side (default 256: LRA's sliding_window_size 512 split
     over two sides).
   dilation: gap between attended keys (default 1).
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py).
 
 Limits: self-attention only (q_len == kv_len). Lengths that are not a multiple
 of the block or of dilation are padded internally (padded keys masked, padded
@@ -41,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from efficient_transformers.attention import block_sparse
 from efficient_transformers.attention import softmax_partials as sp
 
 
@@ -113,10 +116,15 @@ def check_window_options(window, dilation) -> tuple[int, int]:
   return sp.check_int("window", window, 0), sp.check_int("dilation", dilation, 1)
 
 
-def sliding_window(q, k, v, *, mask=None, causal=False, window=256, dilation=1):
+def sliding_window(q, k, v, *, mask=None, causal=False, window=256, dilation=1,
+                   impl="xla"):
   """Sliding-window attention, BTNH layout (see the module docstring)."""
   window, dilation = check_window_options(window, dilation)
   sp.self_attention_inputs("sliding_window", q, k, v, mask)  # checks, before tracing
+  if block_sparse.check_impl("sliding_window", impl) == "pallas":
+    return block_sparse.attend("sliding_window", sliding_window_pattern, q, k, v,
+                               mask=mask, causal=causal, window=window,
+                               dilation=dilation)
   return _sliding_window(q, k, v, mask, causal=bool(causal), window=window,
                          dilation=dilation)
 

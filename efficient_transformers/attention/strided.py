@@ -40,6 +40,8 @@ Options:
   heads: "combined" or "split".
   num_heads: optional; if given it must equal q.shape[2] (the pattern needs it
     for heads="split").
+  impl: "xla" (default) or "pallas" (the block-sparse kernel over the
+    pattern, attention/block_sparse.py).
 
 Limits: self-attention only (q_len == kv_len). Lengths that are not a multiple
 of stride are padded internally (padded keys masked, padded queries dropped).
@@ -53,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from efficient_transformers.attention import block_sparse
 from efficient_transformers.attention import softmax_partials as sp
 from efficient_transformers.attention.local import block_partials
 from efficient_transformers.attention.sliding_window import band_partials
@@ -119,12 +122,17 @@ def _component_b(q, k, v, ok, *, stride, pattern, num_summary, causal, exclude_a
 
 
 def strided(q, k, v, *, mask=None, causal=False, stride=50, pattern="fixed",
-            num_summary=10, heads="combined", num_heads=None):
+            num_summary=10, heads="combined", num_heads=None, impl="xla"):
   """Sparse Transformer attention, BTNH layout (see the module docstring)."""
   stride, num_summary = _check_options(stride, pattern, num_summary, heads)
   if num_heads is not None and num_heads != q.shape[2]:
     raise ValueError(f"num_heads {num_heads} != the inputs' heads {q.shape[2]}")
   sp.self_attention_inputs("strided", q, k, v, mask)  # checks, before tracing
+  if block_sparse.check_impl("strided", impl) == "pallas":
+    return block_sparse.attend(
+        "strided", strided_pattern, q, k, v, mask=mask, causal=causal,
+        stride=stride, pattern=pattern, num_summary=num_summary, heads=heads,
+        num_heads=q.shape[2] if heads == "split" else None)
   return _strided(q, k, v, mask, causal=bool(causal), stride=stride, pattern=pattern,
                   num_summary=num_summary, heads=heads, query_chunk=_QUERY_CHUNK)
 
