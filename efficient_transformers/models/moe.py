@@ -42,7 +42,7 @@ Auxiliary losses, sown with `variables.add_aux_loss` in training only
   "moe_router_z": z_loss_weight · mean(logsumexp(logits)²) (ST-MoE eq. 5).
 
 Expert weights are stacked [E, ...] nnx.Params annotated with the sharding
-name `EXPERT_AXIS` ("expert") on their first axis (`sharding_names`, created
+name `EXPERT_AXIS` ("expert") on their first axis (`out_sharding` metadata, created
 with eager_sharding=False so no mesh is needed to build the model):
 `nnx.get_partition_spec(nnx.state(model))` gives PartitionSpec("expert", ...)
 for them, and a mesh with an "expert" axis (or sharding rules mapping it to a
@@ -210,7 +210,7 @@ class MoEFeedForward(nnx.Module):
 
     def expert_param(init, shape):
       return nnx.Param(init(rngs.params(), shape), eager_sharding=False,
-                       sharding_names=(EXPERT_AXIS,) + (None,) * (len(shape) - 1))
+                       out_sharding=(EXPERT_AXIS,) + (None,) * (len(shape) - 1))
 
     self.router = nnx.Param(jax.nn.initializers.variance_scaling(
         0.1, "fan_in", "truncated_normal")(rngs.params(), (emb_dim, e)))

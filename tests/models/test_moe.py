@@ -11,7 +11,7 @@ from efficient_transformers import models
 from efficient_transformers.models import moe as moe_lib
 from efficient_transformers.models.block import Block
 from efficient_transformers.models.encoder import Encoder
-from efficient_transformers.models.variables import AuxLoss, pop_aux_loss
+from efficient_transformers.models.variables import AuxLoss, call_with_aux_loss
 
 EMB, MLP = 16, 32  # conftest TINY's sizes: shared compiled initialisers
 
@@ -118,29 +118,30 @@ def test_over_capacity_dropped_by_position_and_passed_through_residual():
   assert not np.allclose(out[0, 1:3], after_attention[0, 1:3])
 
 
-def test_aux_losses_reach_pop_aux_loss():
+def test_aux_losses_are_sown_in_training_only():
   layer = _moe(num_experts=4, load_balance_weight=0.5, z_loss_weight=0.25, router="top2",
                second_expert_policy="random", router_jitter=0.01)  # training-only paths
   layer.router[...] = jnp.zeros_like(layer.router[...])  # uniform router
   x = jax.random.normal(jax.random.key(3), (2, 4, EMB))
-  _jit_call(layer, x, deterministic=True)
-  assert not jax.tree.leaves(nnx.state(layer, AuxLoss))  # evaluation sows nothing
-  nnx.jit(lambda m, x, r: m(x, deterministic=False, rngs=r))(layer, x, nnx.Rngs(dropout=0))
-  sown = nnx.state(layer, AuxLoss)
+  captured = nnx.jit(lambda m, x, r, train: nnx.capture(m, AuxLoss)(
+      x, deterministic=not train, rngs=r), static_argnums=3)
+  _, sown = captured(layer, x, nnx.Rngs(dropout=0), False)
+  assert not jax.tree.leaves(sown)  # evaluation sows nothing
+  _, sown = captured(layer, x, nnx.Rngs(dropout=0), True)
   assert set(sown) == {"moe_load_balance", "moe_router_z"}
   # Uniform router: load balance E · Σ f_e / E = 1 exactly; z = log(E)².
   expected = 0.5 * 1.0 + 0.25 * np.log(4.0) ** 2
-  np.testing.assert_allclose(pop_aux_loss(layer), expected, rtol=1e-6)
-  assert pop_aux_loss(layer) == 0.0
+  total = sum(float(jnp.sum(v)) for v in jax.tree.leaves(sown))
+  np.testing.assert_allclose(total, expected, rtol=1e-6)
 
 
-def test_aux_losses_of_a_model_reach_pop_aux_loss(tiny, tokens):
+def test_aux_losses_of_a_model_reach_the_training_loss(tiny, tokens):
   model = models.build(dict(tiny, num_layers=2, moe={"num_experts": 2}), head="classifier",
                        vocab_size=10, num_classes=3, max_length=8, rngs=nnx.Rngs(0))
-  nnx.jit(lambda m, t, r: m(t, deterministic=False, rngs=r))(model, tokens,
-                                                             nnx.Rngs(dropout=0))
-  assert float(pop_aux_loss(model)) > 0
-  assert float(pop_aux_loss(model)) == 0  # popped
+  _, aux = nnx.jit(lambda m, t, r: call_with_aux_loss(m, t, deterministic=False, rngs=r))(
+      model, tokens, nnx.Rngs(dropout=0))
+  assert float(aux) > 0
+  assert not jax.tree.leaves(nnx.state(model, AuxLoss))  # nothing left in the model
 
 
 @pytest.mark.parametrize("router", ["top1", "top2"])
