@@ -289,6 +289,19 @@ MODELS = {
     "nystromformer": {"attention": "nystromformer",
                       "attention_kw": {"num_landmarks": 128, "pinv_iterations": 6,
                                        "conv_kernel_size": 33}},
+    # Kitaev et al. 2020 / LRA "Reformer": LSH attention with shared QK
+    # (keys = unit-normalised queries, attention/reformer.py), one hash round
+    # and 10 buckets as LRA's ReformerAttention (n_hashes=1, n_buckets=10).
+    # LRA's code cut the sorted sequence into n_hashes * n_buckets = 10
+    # chunks (its chunk_len only padded), i.e. ~200 positions per chunk at
+    # length 2000: chunk_size 200 here. LRA used ordinary residual layers,
+    # and so does this preset (reversible False), so that its number is
+    # comparable; set model.reversible=True (and ffn_chunk_size) for the
+    # paper's memory-saving stack (models/reversible.py).
+    "reformer": {"attention": "reformer",
+                 "attention_kw": {"shared_qk": True, "num_hashes": 1,
+                                  "num_buckets": 10, "chunk_size": 200},
+                 "reversible": False},
     # Roy et al. 2021 (not in LRA): 8 clusters (the official 4K/8K configs'
     # sparsity_cluster_size), window = ceil(length / 8) by default so clusters
     # cover the sequence once (k * w = n), separate q/k projections (the
@@ -426,3 +439,9 @@ def _fit_model_to_task(config) -> None:
     # Two stages of equal depth (one stage, i.e. no pooling, for one layer).
     half = model.num_layers // 2
     model.funnel.block_sizes = (half, model.num_layers - half) if half else (1,)
+  if model.get("head") == "transformer_xl" and config.data.max_length != 512:
+    # The memory sizes of MODELS are for segments of 512 bytes (Transformer-XL's
+    # enwik8 base); another segment length (the quick run's 128) scales them.
+    for key in ("mem_len", "eval_mem_len", "cmem_len"):
+      if model.get(key):
+        model[key] = model[key] * config.data.max_length // 512

@@ -41,7 +41,7 @@ from efficient_transformers.models.variables import call_with_aux_loss
 
 # Which batch arrays feed the model, by head (lra's arrays: inputs / inputs1, inputs2).
 HEAD_INPUTS = {"classifier": ("inputs",), "matcher": ("inputs1", "inputs2"),
-               "causal_lm": ("inputs",)}
+               "causal_lm": ("inputs",), "transformer_xl": ("inputs",)}
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
