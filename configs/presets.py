@@ -110,7 +110,7 @@ TASKS = {
                   "eval_every_steps": 2500, "checkpoint_every_steps": 10_000,
                   "grad_clip_norm": 1.0},
     },
-    "byte_lm": {
+    "lm": {
         # Not LRA: byte-level language modelling over the IMDB reviews as one
         # stream (lra/byte_lm.py), for the recurrent models; reports bits per
         # byte. Sizes and optimiser of Transformer-XL's enwik8 base
@@ -208,10 +208,10 @@ QUICK = {
                   "checkpoint_every_steps": 25, "log_every_steps": 5,
                   "eval_batch_size": 8},
     },
-    # byte_lm: 2 layers of 64, segments of 128 bytes, batch 16: 1000 steps
+    # lm: 2 layers of 64, segments of 128 bytes, batch 16: 1000 steps
     # read the first 16,000 segments (2 MB) of the train stream once; val and
     # test are the first 512 segments (65 KB) of their streams.
-    "byte_lm": {
+    "lm": {
         "data": {"max_length": 128,
                  "options": {"max_examples": 16_000, "max_eval_examples": 512}},
         "model": {"num_layers": 2, "emb_dim": 64, "qkv_dim": 64, "mlp_dim": 256,
@@ -339,14 +339,14 @@ MODELS = {
     # encoder keeps its positions: ListOps is a sequence, not a set.
     "set_transformer": {"attention": "isab", "attention_kw": {"num_inducing": 32},
                         "pooling": "pma", "pma_seeds": 1},
-    # Dai et al. 2019 (byte_lm only): segment-level recurrence with relative
+    # Dai et al. 2019 (task lm only): segment-level recurrence with relative
     # positions, head "transformer_xl" (models/transformer_xl.py). Memory =
     # segment length in training (enwik8 base: tgt_len = mem_len = 512) and a
     # longer one at evaluation (the paper's enwik8 base evaluates with 2100).
     "transformer_xl": {"head": "transformer_xl", "attention": "dense",
                        "attention_kw": {}, "position": "relative",
                        "mem_len": 512, "eval_mem_len": 2048},
-    # Rae et al. 2020 (byte_lm only): Transformer-XL plus a compressed memory
+    # Rae et al. 2020 (task lm only): Transformer-XL plus a compressed memory
     # of the same size (the paper's enwik8: n_m = n_cm), Conv1d compression.
     # Rate 4, not the paper's enwik8 3, so that it divides our segments of
     # 512 (and 128 in the quick run); eval_mem_len must equal mem_len.
@@ -386,8 +386,8 @@ def tasks_of(model: str) -> tuple[str, ...]:
   """The tasks `model` has configs for: the byte-level LM stream for the
   segment-recurrent models (head "transformer_xl"), every LRA task otherwise."""
   if MODELS[model].get("head") == "transformer_xl":
-    return ("byte_lm",)
-  return tuple(task for task in TASKS if task != "byte_lm")
+    return ("lm",)
+  return tuple(task for task in TASKS if task != "lm")
 
 
 def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDict:
@@ -409,7 +409,7 @@ def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDic
     values = _merge(values, QUICK[task])
   config = config_dict.ConfigDict({"seed": 0, "task": task, **values})
   config.data.data_dir = config_dict.placeholder(str)
-  if task == "byte_lm":  # One batch size: data layout, memory rows, train and eval.
+  if task == "lm":  # One batch size: data layout, memory rows, train and eval.
     batch_size = config.train.get_ref("batch_size")
     config.train.eval_batch_size = batch_size
     config.data.options.batch_size = batch_size

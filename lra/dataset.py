@@ -8,7 +8,7 @@ Array conventions:
 - single-sequence tasks: `inputs` int32 [N, max_length], 0 = padding;
 - two-sequence tasks (Retrieval): `inputs1`, `inputs2` int32 [N, max_length];
 - `targets` int32 [N], class ids in [0, num_classes); language-modelling
-  streams (`byte_lm`) have per-token `targets` int32 [N, L] and `ordered=True`:
+  streams (task `lm`, lra/byte_lm.py) have per-token `targets` int32 [N, L] and `ordered=True`:
   their rows must be read in order (row r of batch t continues row r of batch
   t-1), never shuffled.
 """

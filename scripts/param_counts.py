@@ -42,7 +42,7 @@ def markdown(records, tasks) -> str:
 
 def main(argv):
   del argv
-  lra_models = [m for m in presets.MODELS if "byte_lm" not in presets.tasks_of(m)]
+  lra_models = [m for m in presets.MODELS if "lm" not in presets.tasks_of(m)]
   records = parameter_report(presets.make, lra_models, _TASKS.value)
   text = markdown(records, _TASKS.value)
   print(text)

@@ -83,7 +83,7 @@ def average(summary, model) -> float | None:
 
 def markdown(summary) -> str:
   models = sorted({m for m, _ in summary})
-  tasks = [t for t in (*published.LRA_TASKS, "byte_lm") if any(t == k for _, k in summary)]
+  tasks = [t for t in (*published.LRA_TASKS, "lm") if any(t == k for _, k in summary)]
   lines = ["Test accuracy (%), mean ± std over seeds (number of seeds); LRA paper"
            " (Table 1) and our difference below.", "",
            "| model | " + " | ".join(tasks) + " | Avg |",

@@ -32,7 +32,7 @@ TASK_TITLES = {
     "retrieval": "LRA Retrieval (byte-level AAN pairs)",
     "image": "LRA Image (grayscale CIFAR-10 pixels)",
     "pathfinder": "LRA Pathfinder (32 x 32)", "pathx": "LRA Path-X (Pathfinder 128 x 128)",
-    "byte_lm": "byte-level language modelling (IMDB reviews as one stream; not LRA)",
+    "lm": "byte-level language modelling (IMDB reviews as one stream; not LRA)",
 }
 
 TEMPLATE = '''r"""{title} ({citation}) on {task_title}.
@@ -64,7 +64,7 @@ def expected_files() -> dict[str, str]:
   for model in presets.MODELS:
     title, citation = published.PAPERS[model]
     for task in presets.tasks_of(model):
-      if task == "byte_lm":
+      if task == "lm":
         expected = ("Expected: no published number on this stream; the closing note of"
                     " issue 7 reports bits per byte.")
       else:

@@ -32,7 +32,7 @@ longer memory than it trains with).
 
 Because the memory has one row per stream, every call must have exactly
 `batch_size` rows (config: model.batch_size, tied to train.batch_size and
-train.eval_batch_size by the byte_lm configs; grad_accum_steps must be 1).
+train.eval_batch_size by the lm configs; grad_accum_steps must be 1).
 With mem_len = eval_mem_len = cmem_len = 0 the model holds no state and is an
 ordinary causal Transformer with relative positions (any batch size).
 
@@ -43,7 +43,7 @@ compression_rate (3), reconstruction_weight (1.0), batch_size; the usual
 sizes num_layers, emb_dim, num_heads, mlp_dim, qkv_dim, dropout_rate.
 Deviations: pre-LN blocks as the rest of the zoo (the official code's default
 is post-LN; `pre_lnorm=True` is its option), GELU MLP, no adaptive softmax,
-no `same_length` or `clamp_len`, token ids 0 are not masked (byte_lm has no
+no `same_length` or `clamp_len`, token ids 0 are not masked (the lm task has no
 padding). Compressive with eval_mem_len != mem_len is not supported.
 """
 
@@ -104,7 +104,7 @@ class TransformerXL(nnx.Module):
   """Transformer-XL / Compressive Transformer LM head ("transformer_xl").
 
   Args:
-    vocab_size: token ids (byte_lm: 257).
+    vocab_size: token ids (task lm: 257).
     max_length: the segment length L the data uses (longest accepted).
     num_layers, emb_dim, num_heads, mlp_dim, qkv_dim, dropout_rate: sizes.
     mem_len: memories per layer attended in training (0 = none).

@@ -6,7 +6,7 @@
 2. builds the model (NNX) and AdamW; resumes from `<workdir>/checkpoints` if a
    checkpoint exists (same data position, dropout keys and best-so-far);
 3. trains with periodic evaluation on the validation split; the parameters with
-   the best validation accuracy are kept as a checkpoint;
+   the best validation accuracy (lowest loss for language modelling) are kept;
 4. evaluates those best parameters on the test split (test accuracy is reported
    at the best validation step, not the last one) and writes `results.json`.
 Killing the process at any moment and rerunning the same command gives the same
@@ -135,7 +135,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       f.write(config.to_json(indent=2))
   checkpoints = Checkpoints(workdir)
   log = MetricsLog(workdir, enabled=sharding.is_writer())
-  meta = {"best_val_accuracy": -1.0, "best_step": -1, "wall_seconds": 0.0,
+  meta = {"best_val_accuracy": -1.0, "best_val_loss": float("inf"), "best_step": -1,
+          "wall_seconds": 0.0,
           "train_seconds": 0.0, "train_steps": 0}
   if checkpoints.latest_step() is not None:
     state, meta = checkpoints.restore_latest(state)
@@ -229,11 +230,15 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
       val = evaluate(eval_fn, state.params, state.model_state, splits["val"],
                      cfg.eval_batch_size)
       log.write(step, "val", **val)
-      improved = val["accuracy"] > meta["best_val_accuracy"]
+      # Classification keeps the best accuracy; language modelling the lowest
+      # loss (bits per byte).
+      improved = (val["loss"] < meta.get("best_val_loss", float("inf"))
+                  if "bits_per_byte" in val else val["accuracy"] > meta["best_val_accuracy"])
       logging.info("step %d | val loss %.4f | val acc %.4f%s", step, val["loss"],
                    val["accuracy"], " (best)" if improved else "")
       if improved:
         meta["best_val_accuracy"], meta["best_step"] = float(val["accuracy"]), step
+        meta["best_val_loss"] = float(val["loss"])
         checkpoints.save_best(step, state.params, state.model_state)
       window_start = time.time()  # eval time is not train time
     if do_save:

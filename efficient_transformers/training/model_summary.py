@@ -15,14 +15,14 @@ from efficient_transformers import models
 from lra import byte_lm, image, listops, pathfinder, retrieval, text
 
 TASK_MODULES = {"listops": listops, "text": text, "retrieval": retrieval, "image": image,
-                "pathfinder": pathfinder, "pathx": pathfinder, "byte_lm": byte_lm}
+                "pathfinder": pathfinder, "pathx": pathfinder, "lm": byte_lm}
 
 
 def head_of(config) -> str:
   """The head a run of `config` uses (as the training loop picks it)."""
   if config.model.get("head"):
     return config.model.head
-  if config.task == "byte_lm":
+  if config.task == "lm":
     return "causal_lm"
   return "matcher" if config.task == "retrieval" else "classifier"
 

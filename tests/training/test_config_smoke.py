@@ -16,7 +16,7 @@ from tests.lra import lra_fixtures
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in ROOT.glob("configs/*_*.py")
-                 if p.stem.endswith(("_listops", "_byte_lm")) or p.stem.startswith("transformer_"))
+                 if p.stem.endswith(("_listops", "_lm")) or p.stem.startswith("transformer_"))
 
 # Shrinks the run, keeping the quick config's sequence length (mechanisms such
 # as axial attention are configured for it) and its number of layers (layer

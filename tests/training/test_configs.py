@@ -21,7 +21,7 @@ def _load(path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("arg", [None, "quick"])
 def test_config_loads_and_names_its_parts(path, arg):
-  task = next(t for t in sorted(presets.TASKS, key=len, reverse=True)  # "byte_lm" has a "_"
+  task = next(t for t in sorted(presets.TASKS, key=len, reverse=True)  # "lm" has a "_"
               if path.stem.endswith("_" + t))
   model = path.stem[:-len(task) - 1]
   config = _load(path).get_config(arg)

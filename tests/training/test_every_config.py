@@ -22,7 +22,7 @@ from efficient_transformers.training.model_summary import abstract_model, head_o
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in ROOT.glob("configs/*_*.py") if not p.name.startswith("_"))
 def _model_and_task(path):
-  for task in sorted(presets.TASKS, key=len, reverse=True):  # "byte_lm" has a "_"
+  for task in sorted(presets.TASKS, key=len, reverse=True):  # "lm" has a "_"
     if path.stem.endswith("_" + task):
       return path.stem[: -len(task) - 1], task
   raise AssertionError(f"{path.name}: no known task suffix")

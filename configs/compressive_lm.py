@@ -1,6 +1,6 @@
 r"""Compressive Transformer (Rae et al. 2020) on byte-level language modelling.
 
-Transformer-XL (configs/transformer_xl_byte_lm.py, same sizes) plus a compressed
+Transformer-XL (configs/transformer_xl_lm.py, same sizes) plus a compressed
 memory of 512 per layer fed by a strided Conv1d (rate 4) trained by the
 attention-reconstruction loss (models/compressive.py), on the IMDB reviews as
 one byte stream (lra/byte_lm.py; not an LRA task). Options:
@@ -9,15 +9,15 @@ n_m = n_cm = 768, rate 3) is far larger.
 Expected: none published (not an LRA task; the paper reports 0.97 bits per
 character on enwik8). Metric: bits_per_byte.
 
-  python train.py --config=configs/compressive_byte_lm.py --workdir=workdirs/compressive_lm
+  python train.py --config=configs/compressive_lm.py --workdir=workdirs/compressive_lm
 
 Offline, small (2 layers of 64; segments, memory and compressed memory of 128):
 
-  python train.py --config=configs/compressive_byte_lm.py:quick --workdir=workdirs/compressive_quick
+  python train.py --config=configs/compressive_lm.py:quick --workdir=workdirs/compressive_quick
 """
 
 from configs import presets
 
 
 def get_config(arg=None):
-  return presets.make("compressive", "byte_lm", arg)
+  return presets.make("compressive", "lm", arg)
