@@ -183,7 +183,10 @@ QUICK = {
     # Pathfinder on our generator (lra/pathfinder_generator.py), 32 x 32, the
     # easy level (6-paddle snakes): 4,000 images (under a minute to draw,
     # cached), a small model. It stays at chance in this budget (val 0.53 at
-    # best vs a majority rate of 0.51): Pathfinder needs long training.
+    # best vs a majority rate of 0.51): Pathfinder needs long training. No
+    # variant tried (level no_distractors, 2-D or learned positions, CLS
+    # pooling, wider, batch 16, lr 5e-4..2e-3) left chance within ~10 CPU
+    # minutes either: docs/pathfinder.md, "The quick run".
     "pathfinder": {
         "data": {"source": "generated", "num_train_examples": 4000,
                  "options": {"resolution": 32, "difficulty": "baseline"},

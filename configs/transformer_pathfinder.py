@@ -19,7 +19,9 @@ takes about an hour of one core, cached afterwards):
 Small (4,000 generated images of the easy level, baseline: 6-paddle snakes; a
 small model; 800 steps, ~10 minutes on 2 idle CPU cores). It only shows that
 the pipeline runs: measured here, it stays at chance (best val 0.532, test
-0.516; majority rates 0.506 and 0.500):
+0.516; majority rates 0.506 and 0.500). The easier settings tried to make a
+short run learn (no distractors, 2-D positions, ...) stayed at chance too:
+see docs/pathfinder.md, "The quick run":
 
   python train.py --config=configs/transformer_pathfinder.py:quick --workdir=workdirs/quick_pathfinder
 """

@@ -36,6 +36,11 @@ original skips the other target snake's newest paddle and never checks seed
 2, so its target snakes could touch). Images are exchangeable with the
 original's in distribution, not pixel for pixel (our own seeded RNG).
 
+Levels (`DIFFICULTIES`): LRA's baseline, contour_length_9 and
+contour_length_14, plus our own easier stand-ins for short CPU experiments
+(`EASIER_LEVELS`; never LRA's task): "no_distractors" is the baseline with no
+distractor snakes.
+
 Speed: the redraws (snakes that reach the edge; ~30 per 32x32 image) are
 vectorised: many attempts grow in lockstep as rows of [attempts, pixels]
 arrays, and the first completed one is kept (the distribution of the
@@ -54,7 +59,12 @@ import numpy as np
 
 from lra.pathfinder_stamps import Tables, flip, marker_stamp, paddle_stamp
 
-DIFFICULTIES = {"baseline": 6, "contour_length_9": 9, "contour_length_14": 14}
+DIFFICULTIES = {"baseline": 6, "contour_length_9": 9, "contour_length_14": 14,
+                "no_distractors": 6}
+# Levels of our own, easier than any of Linsley et al.'s or LRA's: stand-ins
+# for short CPU experiments only (docs/pathfinder.md), never LRA's task.
+# "no_distractors": the baseline's two 6-paddle target snakes, no distractors.
+EASIER_LEVELS = {"no_distractors": dict(num_distractor_snakes=0)}
 
 _COMMON = dict(padding=1, paddle_length=5, antialias_scale=2,
                paddle_contrasts=(1.0,), max_paddle_retrial=2,
@@ -90,7 +100,8 @@ def settings(resolution: int, difficulty: str) -> dict:
   contour_length = DIFFICULTIES[difficulty]
   return dict(RESOLUTIONS[resolution], resolution=resolution,
               contour_length=contour_length,
-              distractor_length=contour_length // 3)
+              distractor_length=contour_length // 3,
+              **EASIER_LEVELS.get(difficulty, {}))
 
 
 @functools.lru_cache(maxsize=16)

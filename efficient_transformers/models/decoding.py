@@ -104,6 +104,9 @@ def _embed(embedder, tokens_B, position):
     x_BxE = x_BxE + jnp.asarray(table)[position]
   elif embedder.position == "learned":
     x_BxE = x_BxE + embedder.position_embedding[position]
+  elif embedder.position != "none":
+    raise ValueError(f"decoding does not support position={embedder.position!r}"
+                     " (supported: sinusoidal, learned, none)")
   return x_BxE
 
 

@@ -9,6 +9,12 @@ position 0, tokens 1..length, as in LRA's TransformerEncoder), then dropout.
 Positions (`position`):
   "sinusoidal": the fixed table of `sinusoidal_positions` (no parameters);
   "learned":    a [max_length, emb_dim] parameter, init normal(0.02) (LRA);
+  "sinusoidal_2d": for square images in raster order (Pathfinder, LRA image):
+                the first half of the width is the sinusoidal table of the
+                row, the second half that of the column (as 2-D sin/cos
+                positions in ViT/MAE); no parameters; CLS gets zeros.
+                Not in LRA (its models see 1-D positions); our option.
+                Encoders only: models/decoding.py does not handle it.
   "none":       no position information.
 """
 
@@ -22,7 +28,25 @@ from flax import nnx
 
 from efficient_transformers.models.dropout import check_rngs
 
-POSITIONS = ("sinusoidal", "learned", "none")
+POSITIONS = ("sinusoidal", "learned", "none", "sinusoidal_2d")
+
+
+def sinusoidal_positions_2d(length: int, dim: int) -> np.ndarray:
+  """float32 [length, dim]: row table | column table of a square raster image.
+
+  Position p is row p // side, column p % side (side = sqrt(length)): its
+  vector is sinusoidal_positions(side, dim // 2) at the row, then at the
+  column. `length` must be a square and `dim` a multiple of 4.
+  """
+  side = int(round(np.sqrt(length)))
+  if side * side != length:
+    raise ValueError(f"sinusoidal_2d positions need a square image (length = "
+                     f"side * side); got length {length}: use 'sinusoidal'")
+  if dim % 4:
+    raise ValueError(f"sinusoidal_2d positions need dim % 4 == 0, got {dim}")
+  table = sinusoidal_positions(side, dim // 2)
+  rows, columns = np.divmod(np.arange(length), side)
+  return np.concatenate([table[rows], table[columns]], axis=1)
 
 
 def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
@@ -54,7 +78,7 @@ class Embedder(nnx.Module):
       other id and masked later by the encoder).
     emb_dim: embedding width.
     max_length: longest input accepted (CLS not counted).
-    position: "sinusoidal", "learned" or "none".
+    position: "sinusoidal", "learned", "sinusoidal_2d" or "none".
     use_cls: prepend a learned CLS vector (zero init), before positions.
     dropout_rate: dropout on the summed embeddings (LRA's input dropout).
     rngs: parameter initialisation.
@@ -97,4 +121,9 @@ class Embedder(nnx.Module):
           sinusoidal_positions(length, self.emb_dim))[None]
     elif self.position == "learned":
       x_BxLxE = x_BxLxE + self.position_embedding[None, :length]
+    elif self.position == "sinusoidal_2d":
+      table = sinusoidal_positions_2d(tokens.shape[1], self.emb_dim)
+      if self.use_cls:
+        table = np.concatenate([np.zeros((1, self.emb_dim), np.float32), table])
+      x_BxLxE = x_BxLxE + jnp.asarray(table)[None]
     return self.dropout(x_BxLxE, deterministic=deterministic, rngs=rngs)
