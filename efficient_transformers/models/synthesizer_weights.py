@@ -52,7 +52,9 @@ class SynthesizerDenseWeights(nnx.Module):
 
   def __call__(self, x, context, *, deterministic: bool, rngs=None) -> dict:
     del x, context, deterministic, rngs
-    return {name: value[...] for name, value in self.weights.items()}
+    # Params only: under nnx.capture a module also holds a `__captures__` entry.
+    return {name: value[...] for name, value in self.weights.items()
+            if isinstance(value, nnx.Param)}
 
 
 class SynthesizerRandomWeights(nnx.Module):
@@ -80,7 +82,7 @@ class SynthesizerRandomWeights(nnx.Module):
   def __call__(self, x, context, *, deterministic: bool, rngs=None) -> dict:
     del x, context, deterministic, rngs
     if self.weights is not None:
-      return {name: value[...] for name, value in self.weights.items()}
+      return {name: self.weights[name][...] for name in self.shapes}  # (see above)
     keys = jax.random.split(jax.random.key(0), len(self.shapes))
     return {name: jax.random.normal(key, shape)
             for key, (name, shape) in zip(keys, self.shapes.items())}
