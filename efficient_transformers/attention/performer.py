@@ -29,9 +29,11 @@ per query (over features; cancels in the normalisation) and, for keys,
 Features: positive orthogonal random features (`orthogonal_features`): blocks
 of d orthonormal rows (QR of Gaussian matrices), row norms drawn as the norms of
 Gaussian vectors (`scaling=0`, the paper's default) or all sqrt(d) (`scaling=1`).
-Each QR block is sign-corrected (columns times sign(diag R)) so that it is
-uniform on the orthogonal group; the reference code omits this, which biases
-the directions (measured here: the error to softmax stalls as m grows).
+Each block is the Q of a Gaussian matrix's QR with diag(R) > 0
+(`haar_orthogonal`), so that it is uniform on the orthogonal group; the
+reference code omits the sign correction, which biases the directions
+(measured here: the error to softmax stalls as m grows). The QR is Householder
+in plain XLA ops, not LAPACK (see `haar_orthogonal` for the CPU deadlock).
 
 Options:
   features: [m, head_dim] or [heads, m, head_dim] random features, or None.
@@ -60,6 +62,37 @@ from efficient_transformers.attention.shapes import check_qkv
 KERNELS = ("softmax", "relu")
 
 
+def haar_orthogonal(gaussian: jax.Array) -> jax.Array:
+  """The Q of gaussian = Q R with diag(R) > 0: Haar-uniform when `gaussian`
+  [d, d] has iid normal entries.
+
+  Householder QR in plain XLA ops (a `fori_loop` of d rank-one updates,
+  O(d^3)), not `jnp.linalg.qr`: jaxlib 0.10's CPU LAPACK kernels split a
+  batch over XLA's intra-op thread pool and block a pool thread until it is
+  done, so two such calls run side by side in one program (one per layer)
+  can take every thread and wait on each other forever (seen here: the
+  performer train step at 4K hung at 0% CPU on 2 cores, one run in two).
+  Taking the signs from R's diagonal is what makes Q uniform; QR code that
+  omits it biases the directions (the error to softmax then stalls as m grows).
+  """
+  d = gaussian.shape[-1]
+  rows = jnp.arange(d)
+  dot = functools.partial(jnp.dot, precision=jax.lax.Precision.HIGHEST)
+
+  def reflect(j, carry):
+    r, q = carry
+    column = jnp.where(rows >= j, r[:, j], 0.0)
+    alpha = -jnp.where(r[j, j] >= 0, 1.0, -1.0) * jnp.sqrt(dot(column, column))
+    v = column - alpha * (rows == j)
+    v_norm2 = dot(v, v)
+    v = v * jnp.where(v_norm2 > 0, jax.lax.rsqrt(jnp.where(v_norm2 > 0, v_norm2, 1.0)), 0.0)
+    return r - 2.0 * jnp.outer(v, dot(v, r)), q - 2.0 * jnp.outer(dot(q, v), v)
+
+  r, q = jax.lax.fori_loop(0, d, reflect,
+                           (gaussian.astype(jnp.float32), jnp.eye(d, dtype=jnp.float32)))
+  return q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0)[None, :]
+
+
 @functools.partial(jax.jit, static_argnames=("num_features", "head_dim", "scaling"))
 def orthogonal_features(rng, num_features: int, head_dim: int, *,
                         scaling: int = 0) -> jax.Array:
@@ -68,10 +101,7 @@ def orthogonal_features(rng, num_features: int, head_dim: int, *,
   block_keys = jax.random.split(rng, num_blocks + 1)
 
   def block(key):
-    q, r = jnp.linalg.qr(jax.random.normal(key, (head_dim, head_dim)))
-    # Column signs from R's diagonal make Q uniform (Haar) on the orthogonal
-    # group; without them the directions are biased and the error stalls.
-    return (q * jnp.sign(jnp.diagonal(r))[None, :]).T
+    return haar_orthogonal(jax.random.normal(key, (head_dim, head_dim))).T
 
   rows = jax.vmap(block)(block_keys[:-1]).reshape(-1, head_dim)[:num_features]
   if scaling == 0:

@@ -14,7 +14,8 @@ from attention_contract import (AttentionContract, check_matches_reference,
                                 compiled_temp_bytes, random_padding, random_qkv)
 from efficient_transformers import attention
 from efficient_transformers.attention import masks
-from efficient_transformers.attention.performer import orthogonal_features
+from efficient_transformers.attention.performer import (haar_orthogonal,
+                                                        orthogonal_features)
 
 # The package binds `performer` to the function; this is the module.
 performer_lib = importlib.import_module("efficient_transformers.attention.performer")
@@ -121,6 +122,25 @@ def test_orthogonal_features():
   np.testing.assert_allclose(unit[:8] @ unit[:8].T, np.eye(8), atol=1e-5)
   w1 = orthogonal_features(jax.random.key(0), 20, 8, scaling=1)
   np.testing.assert_allclose(np.linalg.norm(w1, axis=1), np.sqrt(8), rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_haar_orthogonal_is_qr_with_positive_diagonal(seed):
+  """The Householder QR equals LAPACK's Q with column signs from diag(R)."""
+  gaussian = np.random.default_rng(seed).normal(size=(16, 16)).astype(np.float32)
+  q, r = np.linalg.qr(gaussian.astype(np.float64))
+  expected = q * np.sign(np.diagonal(r))[None, :]
+  got = np.asarray(haar_orthogonal(jnp.asarray(gaussian)))
+  np.testing.assert_allclose(got, expected, atol=2e-5)
+  np.testing.assert_allclose(got.T @ got, np.eye(16), atol=2e-5)
+
+
+def test_feature_draw_calls_no_lapack():
+  """jaxlib 0.10's CPU LAPACK kernels can deadlock when a program runs two
+  side by side (one per layer); the draw must stay in plain XLA ops."""
+  hlo = jax.jit(orthogonal_features, static_argnums=(1, 2)).lower(
+      jax.random.key(0), 24, 8).as_text()
+  assert "custom_call" not in hlo and "lapack" not in hlo.lower()
 
 
 def test_option_errors():
