@@ -7,7 +7,9 @@ does not need O(n^2) memory"), with the backward pass of FlashAttention-2
 
 - forward: for each chunk of `q_chunk` queries, loop over chunks of `kv_chunk`
   keys keeping a running max `m`, normaliser `l` and accumulator `acc` in
-  float32; save only the output and the log-sum-exp `lse = m + log(l)`;
+  float32 (`softmax_partials.Partials`, merged chunk by chunk with
+  `softmax_partials.merge`, the same merge the fixed sparse patterns use);
+  save only the output and the log-sum-exp `lse = m + log(l)`;
 - backward (custom VJP): for each key chunk, loop over the query chunks that
   can see it, recompute `p = exp(s - lse)` and accumulate dK, dV for that
   chunk and dQ for every query chunk (dS = p * (dP - rowsum(dO * O))).
@@ -30,7 +32,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from efficient_transformers.attention import masks
+from efficient_transformers.attention import masks, softmax_partials
 
 DEFAULT_Q_CHUNK = 512
 DEFAULT_KV_CHUNK = 512
@@ -96,25 +98,20 @@ def _forward(q, k, v, mask, problem: _Problem):
   def q_chunk(i):
     q_i = _chunk(q, i, qc, 2)
 
-    def kv_step(j, carry):
-      m, l, acc = carry
+    def kv_step(j, carry):  # the online softmax: merge in one more key chunk
       s = _scores(q_i, _chunk(k, j, kc, 2), scale)
       allowed = problem.allowed(_chunk(mask, j, kc, 1), i, j)
-      s = jnp.where(allowed, s, masks.MASK_VALUE)
-      m_new = jnp.maximum(m, s.max(-1))
-      p = jnp.where(allowed, jnp.exp(s - m_new[..., None]), 0.0)
-      correction = jnp.exp(m - m_new)
-      l = l * correction + p.sum(-1)
-      acc = acc * correction[..., None] + jnp.einsum(
-          "bnqk,bnkh->bnqh", p, _chunk(v, j, kc, 2).astype(jnp.float32))
-      return m_new, l, acc
+      return softmax_partials.merge(
+          carry, softmax_partials.partials(s, allowed, _chunk(v, j, kc, 2)))
 
-    init = (jnp.full((batch, heads, qc), masks.MASK_VALUE, jnp.float32),
-            jnp.zeros((batch, heads, qc), jnp.float32),
-            jnp.zeros((batch, heads, qc, v.shape[-1]), jnp.float32))
-    m, l, acc = jax.lax.fori_loop(0, problem.kv_chunks_for(i), kv_step, init)
-    out = acc / jnp.where(l > 0, l, 1.0)[..., None]  # empty rows: acc = 0
-    lse = jnp.where(l > 0, m + jnp.log(jnp.where(l > 0, l, 1.0)), 0.0)
+    init = softmax_partials.Partials(
+        acc=jnp.zeros((batch, heads, qc, v.shape[-1]), jnp.float32),
+        row_max=jnp.full((batch, heads, qc), masks.MASK_VALUE, jnp.float32),
+        row_sum=jnp.zeros((batch, heads, qc), jnp.float32))
+    total = jax.lax.fori_loop(0, problem.kv_chunks_for(i), kv_step, init)
+    out = softmax_partials.finish(total, jnp.float32)  # empty rows: zeros
+    nonempty = total.row_sum > 0
+    lse = jnp.where(nonempty, total.row_max + jnp.log(jnp.where(nonempty, total.row_sum, 1.0)), 0.0)
     return out, lse
 
   out_CxBxNxQxH, lse_CxBxNxQ = jax.lax.map(q_chunk, jnp.arange(problem.num_q))
