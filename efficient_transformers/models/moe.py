@@ -34,7 +34,7 @@ formed across the batch (as in GShard/mtf), so which real tokens compete for
 capacity depends on the batch layout, as in the papers.
 
 Auxiliary losses, sown with `variables.add_aux_loss` in training only
-(deterministic=False); the train step adds `pop_aux_loss(model)`:
+(deterministic=False); the train step adds them (`variables.call_with_aux_loss`):
   "moe_load_balance": load_balance_weight · E · Σ_e f_e · P_e (Switch eq. 4),
       f_e = fraction of real tokens whose top-1 expert is e (before the
       capacity drop, as mtf), P_e = mean router probability of e; 1.0 for a

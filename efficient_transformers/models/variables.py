@@ -10,8 +10,7 @@ Every model's state splits three ways (`nnx.split(model, nnx.Param, AuxLoss, ...
   applied; the train step runs the model through `call_with_aux_loss` (which
   captures them with `nnx.capture`) and adds their sum to the cross-entropy.
   They are transient: never stored in the model, carried between steps or
-  checkpointed. (`pop_aux_loss` reads them from a model called directly,
-  outside `nnx.capture`; flax 0.12 deprecates that way of sowing.)
+  checkpointed.
 - everything else (`nnx.BatchStat` for running statistics such as routing
   centroids updated by an exponential moving average; `nnx.Cache` for
   Transformer-XL segment memory) — "model state": updated by the forward pass
@@ -35,7 +34,7 @@ def add_aux_loss(module: nnx.Module, name: str, value: jax.Array) -> None:
   """Records `value` (a scalar, weight applied) to be added to the training loss.
 
   Several calls under the same name (e.g. one per forward pass of a shared
-  module) accumulate; all are summed by `pop_aux_loss`.
+  module) accumulate; all are summed by `call_with_aux_loss`.
   """
   value = jnp.asarray(value, jnp.float32)
   if value.shape != ():
@@ -51,8 +50,3 @@ def call_with_aux_loss(model: nnx.Module, *args, **kwargs) -> tuple[object, jax.
   """(model(*args, **kwargs), float32 sum of the AuxLoss values it sowed)."""
   out, aux = nnx.capture(model, AuxLoss)(*args, **kwargs)
   return out, _total(aux)
-
-
-def pop_aux_loss(model: nnx.Module) -> jax.Array:
-  """Removes every AuxLoss sown in `model` and returns their float32 sum (0 if none)."""
-  return _total(nnx.pop(model, AuxLoss))

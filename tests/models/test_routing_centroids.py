@@ -10,7 +10,7 @@ from flax import nnx
 from efficient_transformers.attention.routing import normalize
 from efficient_transformers.models import AttentionLayer
 from efficient_transformers.models.routing_centroids import SMOOTHING, RoutingCentroids
-from efficient_transformers.models.variables import pop_aux_loss
+from efficient_transformers.models.variables import call_with_aux_loss
 
 KW = {"num_clusters": 3, "window": 5, "commitment_weight": 0.5, "ema_decay": 0.9}
 
@@ -29,12 +29,13 @@ def inputs():
 def test_centroids_change_in_training_only():
   model, (x, mask) = layer(), inputs()
   before = np.asarray(model.mechanism.centroids[...])
-  model(x, mask=mask, deterministic=True)
+  _, aux = call_with_aux_loss(model, x, mask=mask, deterministic=True)
   np.testing.assert_array_equal(model.mechanism.centroids[...], before)
-  assert float(pop_aux_loss(model)) == 0.0  # nothing sown at evaluation
-  model(x, mask=mask, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  assert float(aux) == 0.0  # nothing sown at evaluation
+  _, aux = call_with_aux_loss(model, x, mask=mask, deterministic=False,
+                              rngs=nnx.Rngs(dropout=0))
   assert not np.allclose(model.mechanism.centroids[...], before)
-  assert float(pop_aux_loss(model)) > 0.0
+  assert float(aux) > 0.0
   # Centroids are model state, not parameters: the optimiser never sees them.
   assert not jax.tree.leaves(nnx.state(model.mechanism, nnx.Param))
 
@@ -47,7 +48,8 @@ def test_ema_update_and_commitment_loss_by_hand():
   q = jax.random.normal(jax.random.key(4), (1, 6, heads, dim))
   k = jax.random.normal(jax.random.key(5), (1, 6, heads, dim))
   mask = jnp.array([[True] * 5 + [False]])
-  module(None, None, q=q, k=k, mask=mask, deterministic=False)
+  _, aux = call_with_aux_loss(module, None, None, q=q, k=k, mask=mask,
+                              deterministic=False)
   points = np.concatenate([np.asarray(normalize(q))[0, :5, 0], np.asarray(normalize(k))[0, :5, 0]])
   nearest = np.argmax(points @ mus.T, axis=-1)
   counts = np.bincount(nearest, minlength=3)
@@ -59,7 +61,7 @@ def test_ema_update_and_commitment_loss_by_hand():
   np.testing.assert_allclose(module.centroids[...][0], new_sums / smoothed[:, None],
                              rtol=1e-5, atol=1e-6)
   commitment = np.mean((points - mus[nearest]) ** 2)
-  np.testing.assert_allclose(pop_aux_loss(module), 0.5 * commitment, rtol=1e-5)
+  np.testing.assert_allclose(aux, 0.5 * commitment, rtol=1e-5)
 
 
 def param_grads(model, loss):
@@ -83,8 +85,8 @@ def test_commitment_loss_trains_the_query_and_key_projections():
   model, (x, mask) = layer(), inputs()
 
   def aux(m):
-    m(x, mask=mask, deterministic=False, rngs=nnx.Rngs(dropout=0))
-    return pop_aux_loss(m)
+    return call_with_aux_loss(m, x, mask=mask, deterministic=False,
+                              rngs=nnx.Rngs(dropout=0))[1]
 
   grads = param_grads(model, aux)
   assert np.any(np.asarray(grads["query"]["kernel"][...]) != 0)

@@ -11,7 +11,7 @@ from efficient_transformers import models
 from efficient_transformers.attention import masks
 from efficient_transformers.models import relative_attention as rel
 from efficient_transformers.models.transformer_xl import TransformerXL
-from efficient_transformers.models.variables import pop_aux_loss
+from efficient_transformers.models.variables import call_with_aux_loss
 
 L, B = 8, 2
 SIZES = dict(num_layers=1, emb_dim=16, num_heads=2, mlp_dim=32, dropout_rate=0.0)
@@ -158,10 +158,10 @@ def test_compressive_with_identity_rate_1_equals_longer_xl_memory():
   rngs = nnx.Rngs(dropout=0)
   for t in range(3):
     segment = tokens[:, t * L:(t + 1) * L]
-    out = comp(segment, deterministic=False, rngs=rngs)
+    out, aux = call_with_aux_loss(comp, segment, deterministic=False, rngs=rngs)
     np.testing.assert_allclose(out, xl(segment, deterministic=False, rngs=rngs),
                                atol=2e-5)
-    assert float(pop_aux_loss(comp)) == pytest.approx(0.0, abs=1e-10)
+    assert float(aux) == pytest.approx(0.0, abs=1e-10)
 
 
 def test_compressed_memory_lengths_and_reconstruction_loss():
@@ -175,8 +175,9 @@ def test_compressed_memory_lengths_and_reconstruction_loss():
   def step(params, state, segment):
     def loss(params):
       model = nnx.merge(graphdef, params, state, copy=True)
-      model(segment, deterministic=False, rngs=nnx.Rngs(dropout=0))
-      return pop_aux_loss(model), nnx.state(model, nnx.Not(nnx.Param))
+      _, aux = call_with_aux_loss(model, segment, deterministic=False,
+                                  rngs=nnx.Rngs(dropout=0))
+      return aux, nnx.state(model, nnx.Not(nnx.Param))
     return jax.value_and_grad(loss, has_aux=True)(params)
 
   for t in range(3):
