@@ -54,6 +54,8 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from efficient_transformers.models.options import with_defaults
+
 POOLINGS = ("mean", "max")
 FUNNEL_DEFAULTS = {"block_sizes": None, "stride": 2, "pooling": "mean",
                    "separate_cls": True}
@@ -64,11 +66,7 @@ def funnel_options(funnel: Mapping[str, Any] | None, *, num_layers: int,
   """`config.model.funnel` (dict, ConfigDict or None) -> checked options or None."""
   if funnel is None:
     return None
-  options = dict(funnel)
-  unknown = sorted(set(options) - set(FUNNEL_DEFAULTS))
-  if unknown:
-    raise ValueError(f"unknown funnel options {unknown}; valid: {sorted(FUNNEL_DEFAULTS)}")
-  options = {**FUNNEL_DEFAULTS, **options}
+  options = with_defaults("funnel", funnel, FUNNEL_DEFAULTS)
   if causal:
     raise ValueError("funnel pooling cannot be causal (a pooled position mixes"
                      " several tokens); use it in an encoder (classifier or"

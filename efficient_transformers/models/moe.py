@@ -78,6 +78,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from efficient_transformers.models.options import with_defaults
 from efficient_transformers.models.variables import add_aux_loss
 
 EXPERT_AXIS = "expert"
@@ -96,11 +97,7 @@ def moe_options(moe: Mapping[str, Any] | None) -> dict[str, Any] | None:
   """`config.model.moe` (dict, ConfigDict or None) -> checked options or None."""
   if moe is None:
     return None
-  options = dict(moe)
-  unknown = sorted(set(options) - set(MOE_DEFAULTS))
-  if unknown:
-    raise ValueError(f"unknown moe options {unknown}; valid: {sorted(MOE_DEFAULTS)}")
-  options = {**MOE_DEFAULTS, **options}
+  options = with_defaults("moe", moe, MOE_DEFAULTS)
   if not isinstance(options["num_experts"], int) or options["num_experts"] < 1:
     raise ValueError("moe needs num_experts, a positive int; got"
                      f" {options['num_experts']!r}")
