@@ -410,7 +410,7 @@ def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDic
   values["train"] = _merge(TRAIN_DEFAULTS, values["train"])
   if arg == "quick":
     values = _merge(values, QUICK[task])
-  config = config_dict.ConfigDict({"seed": 0, "task": task, **values})
+  config = config_dict.ConfigDict({"seed": 0, "task": task, "model_name": model, **values})
   config.data.data_dir = config_dict.placeholder(str)
   if task == "lm":  # One batch size: data layout, memory rows, train and eval.
     batch_size = config.train.get_ref("batch_size")

@@ -31,6 +31,7 @@ def test_results_json_has_the_design_fields(finished_run):
                 "test_accuracy", "steps_per_sec", "wall_seconds"):
     assert field in results
   assert results["task"] == "listops" and results["attention"] == "dense"
+  assert results["model"] == "transformer"  # the preset, not only its attention
   assert 0 < results["best_step"] <= 30 and results["best_step"] % 5 == 0
 
 
