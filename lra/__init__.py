@@ -27,7 +27,7 @@ from lra import listops
 from lra import pathfinder
 from lra import retrieval
 from lra import text
-from lra.batching import eval_batches, train_batches
+from lra.batching import eval_batches, staged_batches, train_batches
 from lra.dataset import SplitData
 
 TASKS = {"listops": listops.load, "text": text.load,
@@ -46,4 +46,4 @@ def load(task: str, split: str, *, source: str, data_dir: str | None = None,
                      max_length=max_length, **options)
 
 
-__all__ = ["TASKS", "SplitData", "eval_batches", "load", "train_batches"]
+__all__ = ["TASKS", "SplitData", "eval_batches", "load", "staged_batches", "train_batches"]

@@ -6,6 +6,10 @@
   N // batch_size batches (the remainder is dropped). The batch at global step s depends only on
   (seed, s), so resuming a run at step s needs no replay:
   `train_batches(..., start_step=s)` starts with exactly that batch.
+- `staged_batches`: a curriculum: stage k's arrays for its steps, then the
+  next stage's; the last stage runs forever. Within a stage, batches are
+  `train_batches`' (its step counted from the stage's start), so a run
+  resumed at any step again needs no replay.
 - `eval_batches`: finite and in order; every example appears once; the last
   batch is padded to batch_size by repeating row 0, and each batch carries
   float32 `weights` (1 = real example, 0 = padding) for weighted metrics.
@@ -57,6 +61,32 @@ def _train_batches(arrays, batch_size, seed, step, steps_per_epoch, shuffle):
     indices = permutation[start:start + batch_size]
     yield {name: array[indices] for name, array in arrays.items()}
     step += 1
+
+
+def staged_batches(stages: list[tuple[dict[str, np.ndarray], int | None]],
+                   batch_size: int, *, seed: int, start_step: int = 0,
+                   shuffle: bool = True) -> Iterator[Batch]:
+  """Yields batches forever from `stages` = [(arrays, num_steps), ...], in order;
+  the last stage's num_steps is None (it never ends). Starts at global step
+  `start_step`: stage k's batch j is `train_batches(arrays_k, ...)`'s batch j."""
+  if not stages or stages[-1][1] is not None:
+    raise ValueError("the last stage must have num_steps None (it never ends)")
+  if any(n is None or n < 1 for _, n in stages[:-1]):
+    raise ValueError(f"every stage but the last needs num_steps >= 1; got "
+                     f"{[n for _, n in stages]}")
+  stage_start = 0
+  for arrays, num_steps in stages:
+    stage_end = None if num_steps is None else stage_start + num_steps
+    if stage_end is None or start_step < stage_end:
+      first = max(start_step - stage_start, 0)
+      batches = train_batches(arrays, batch_size, seed=seed, start_step=first,
+                              shuffle=shuffle)
+      if stage_end is None:
+        yield from batches
+        return
+      for _ in range(stage_end - stage_start - first):
+        yield next(batches)
+    stage_start = stage_end
 
 
 def eval_batches(arrays: dict[str, np.ndarray], batch_size: int

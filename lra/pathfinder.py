@@ -247,7 +247,9 @@ def load(split: str, *, source: str, data_dir: str | None = None,
     difficulty: "baseline" (6 paddles), "contour_length_9" or
       "contour_length_14" (LRA's choice, the default); "generated" only:
       "no_distractors" (baseline without distractor snakes: an easier
-      stand-in of our own for short CPU runs, not an LRA level).
+      stand-in of our own for short CPU runs, not an LRA level) and
+      "no_distractors_2", "_3", "_4" (the same with 2-, 3-, 4-paddle snakes:
+      curriculum stages, config.data.curriculum).
     cache_dir, max_examples: see `lra.cache` (tokenised splits are cached).
     **options: "generated" only: seed (0), num_train_examples (160000),
       num_eval_examples (20000 each for val and test; LRA's 80/10/10 of 200k).

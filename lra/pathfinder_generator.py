@@ -39,7 +39,8 @@ original's in distribution, not pixel for pixel (our own seeded RNG).
 Levels (`DIFFICULTIES`): LRA's baseline, contour_length_9 and
 contour_length_14, plus our own easier stand-ins for short CPU experiments
 (`EASIER_LEVELS`; never LRA's task): "no_distractors" is the baseline with no
-distractor snakes.
+distractor snakes, "no_distractors_2/3/4" the same with 2-, 3- or 4-paddle
+target snakes (curriculum stages, docs/pathfinder.md).
 
 Speed: the redraws (snakes that reach the edge; ~30 per 32x32 image) are
 vectorised: many attempts grow in lockstep as rows of [attempts, pixels]
@@ -60,11 +61,15 @@ import numpy as np
 from lra.pathfinder_stamps import Tables, flip, marker_stamp, paddle_stamp
 
 DIFFICULTIES = {"baseline": 6, "contour_length_9": 9, "contour_length_14": 14,
-                "no_distractors": 6}
+                "no_distractors": 6, "no_distractors_2": 2, "no_distractors_3": 3,
+                "no_distractors_4": 4}
 # Levels of our own, easier than any of Linsley et al.'s or LRA's: stand-ins
-# for short CPU experiments only (docs/pathfinder.md), never LRA's task.
-# "no_distractors": the baseline's two 6-paddle target snakes, no distractors.
-EASIER_LEVELS = {"no_distractors": dict(num_distractor_snakes=0)}
+# for short CPU experiments and curriculum stages only (docs/pathfinder.md),
+# never LRA's task. "no_distractors": the baseline's two 6-paddle target
+# snakes, no distractors; "no_distractors_<n>": the same with n-paddle snakes.
+EASIER_LEVELS = {name: dict(num_distractor_snakes=0)
+                 for name in ("no_distractors", "no_distractors_2", "no_distractors_3",
+                              "no_distractors_4")}
 
 _COMMON = dict(padding=1, paddle_length=5, antialias_scale=2,
                paddle_contrasts=(1.0,), max_paddle_retrial=2,

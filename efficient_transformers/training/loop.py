@@ -43,16 +43,49 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
-def load_splits(config) -> dict[str, lra.SplitData]:
+def _load(config, split: str, **stage_options) -> lra.SplitData:
   data = config.data
   # config.data.options: the source's own options (e.g. movie_reviews' seed,
   # cache_dir, max_examples); generated sources also get the generator's.
   options = dict(data.get("options") or {})
   if data.source == "generated":
     options.update({"num_train_examples": data.num_train_examples, **data.generator})
-  return {split: lra.load(config.task, split, source=data.source, data_dir=data.data_dir,
-                          max_length=data.max_length, **options)
-          for split in SPLITS}
+  return lra.load(config.task, split, source=data.source, data_dir=data.data_dir,
+                  max_length=data.max_length, **{**options, **stage_options})
+
+
+def load_splits(config) -> dict[str, lra.SplitData]:
+  return {split: _load(config, split) for split in SPLITS}
+
+
+def curriculum_stages(config, train: lra.SplitData) -> list[tuple[dict, int | None]]:
+  """[(train arrays, num_steps), ...] for `lra.staged_batches`.
+
+  `config.data.curriculum` (optional): a list of stages {"options": {...},
+  "num_steps": n}, each training on the task's train split loaded with
+  `options` over config.data.options (e.g. an easier Pathfinder difficulty)
+  for n steps; after the last stage, training goes on with config.data itself,
+  which is also what validation and test always use.
+  """
+  stages = []
+  for k, stage in enumerate(config.data.get("curriculum") or []):
+    stage = dict(stage)
+    unknown = sorted(set(stage) - {"options", "num_steps"})
+    num_steps = stage.get("num_steps")
+    if unknown or isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+      raise ValueError(f"config.data.curriculum[{k}] must be {{'options': {{...}}, "
+                       f"'num_steps': int >= 1}}; got {stage}")
+    data = _load(config, "train", **dict(stage.get("options") or {}))
+    if (data.vocab_size, data.num_classes, data.max_length) != (
+        train.vocab_size, train.num_classes, train.max_length):
+      raise ValueError(f"config.data.curriculum[{k}] changes the vocabulary, classes or"
+                       f" length ({data.vocab_size}, {data.num_classes}, {data.max_length})"
+                       f" from the task's ({train.vocab_size}, {train.num_classes},"
+                       f" {train.max_length}); stages must only change the examples")
+    logging.info("curriculum stage %d: %d steps on %s (%d examples)", k, num_steps,
+                 dict(stage.get("options") or {}), len(data))
+    stages.append((data.arrays, num_steps))
+  return stages + [(train.arrays, None)]
 
 
 def _head(config, arrays) -> str:
@@ -96,6 +129,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   try:
     splits = load_splits(config)
     train = splits["train"]
+    stages = curriculum_stages(config, train)
     head = _head(config, train.arrays)
     model = models.build(config.model, head=head, vocab_size=train.vocab_size,
                          num_classes=train.num_classes, max_length=train.max_length,
@@ -146,7 +180,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     logging.info("resumed %s from step %d (best val accuracy %.4f at step %d)",
                  workdir, step, meta["best_val_accuracy"], meta["best_step"])
 
-  results = _train(config, state, meta, graphdef, tx, schedule, head, splits,
+  results = _train(config, state, meta, graphdef, tx, schedule, head, splits, stages,
                    checkpoints, log, wall_start, mesh)
   results["num_params"] = num_params
   if sharding.is_writer():
@@ -158,8 +192,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return results
 
 
-def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoints, log,
-           wall_start, mesh):
+def _train(config, state, meta, graphdef, tx, schedule, head, splits, stages, checkpoints,
+           log, wall_start, mesh):
   cfg = config.train
   dtype = cfg.get("dtype", "float32")
   # The state keeps its placement (experts split, the rest replicated) step to step.
@@ -176,8 +210,8 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, checkpoint
 
   num_steps = cfg.num_train_steps
   step = int(state.step)
-  batches = lra.train_batches(splits["train"].arrays, cfg.batch_size, seed=config.seed,
-                              start_step=step, shuffle=not splits["train"].ordered)
+  batches = lra.staged_batches(stages, cfg.batch_size, seed=config.seed,
+                               start_step=step, shuffle=not splits["train"].ordered)
   wall_offset = meta["wall_seconds"]
   # window_steps: steps whose metrics are in `totals`; timed_steps: those whose
   # time is in the window (the first step of a session compiles; it is not timed).

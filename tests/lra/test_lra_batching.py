@@ -75,3 +75,38 @@ def test_eval_batches_cover_each_example_once(batch_size):
     seen.extend(b["targets"][real])
     np.testing.assert_array_equal(b["inputs"][:, 0], 3 * b["targets"])
   assert seen == list(range(N))
+
+
+def _stage(value, n=12):
+  return {"inputs": np.full((n, 3), value, np.int32),
+          "targets": np.arange(n, dtype=np.int32)}
+
+
+def test_staged_batches_switch_at_stage_boundaries():
+  stages = [(_stage(1), 3), (_stage(2), 2), (_stage(3), None)]
+  batches = lra.staged_batches(stages, 4, seed=0)
+  first = [int(next(batches)["inputs"][0, 0]) for _ in range(8)]
+  assert first == [1, 1, 1, 2, 2, 3, 3, 3]
+
+
+def test_staged_batches_resume_without_replay_and_match_train_batches():
+  stages = [(_stage(1), 3), (_stage(2), 2), (_stage(3), None)]
+  whole = lra.staged_batches(stages, 4, seed=5)
+  reference = [next(whole) for _ in range(9)]
+  for start in range(9):
+    resumed = lra.staged_batches(stages, 4, seed=5, start_step=start)
+    for expected in reference[start:]:
+      got = next(resumed)
+      np.testing.assert_array_equal(got["targets"], expected["targets"])
+      np.testing.assert_array_equal(got["inputs"], expected["inputs"])
+  # Within a stage, the batches are train_batches' counted from the stage start.
+  second = lra.train_batches(stages[1][0], 4, seed=5)
+  np.testing.assert_array_equal(reference[3]["targets"], next(second)["targets"])
+  np.testing.assert_array_equal(reference[4]["targets"], next(second)["targets"])
+
+
+def test_staged_batches_reject_bad_stages():
+  with pytest.raises(ValueError, match="last stage"):
+    next(lra.staged_batches([(_stage(1), 3)], 4, seed=0))
+  with pytest.raises(ValueError, match="num_steps >= 1"):
+    next(lra.staged_batches([(_stage(1), 0), (_stage(2), None)], 4, seed=0))

@@ -67,18 +67,20 @@ def test_labels_are_balanced_and_images_look_like_pathfinder():
   assert ((lit > 0.05) & (lit < 0.6)).all()
 
 
-def test_easier_level_is_baseline_without_distractors():
-  s = generator.settings(32, "no_distractors")
-  assert s == dict(generator.settings(32, "baseline"), num_distractor_snakes=0)
+@pytest.mark.parametrize("level, paddles", [
+    ("no_distractors", 6), ("no_distractors_2", 2), ("no_distractors_4", 4)])
+def test_easier_levels_are_baseline_without_distractors(level, paddles):
+  s = generator.settings(32, level)
+  assert s == dict(generator.settings(32, "baseline"), num_distractor_snakes=0,
+                   contour_length=paddles, distractor_length=paddles // 3)
   for i in range(6):
-    drawing = generator.draw(32, "no_distractors", np.random.default_rng([5, i]),
-                             i % 2)
+    drawing = generator.draw(32, level, np.random.default_rng([5, i]), i % 2)
     assert set(np.unique(drawing.owner)) == {0, 1, 2}  # Two snakes, nothing else.
 
 
 @pytest.mark.parametrize("resolution, difficulty, count", [
     (32, "contour_length_14", 24), (32, "baseline", 24), (128, "baseline", 4),
-    (32, "no_distractors", 12)])
+    (32, "no_distractors", 12), (32, "no_distractors_2", 12)])
 def test_markers_on_target_snakes_connected_iff_positive(resolution, difficulty,
                                                          count):
   margin = max(generator.settings(resolution, difficulty)["paddle_margins"])

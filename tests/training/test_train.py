@@ -106,3 +106,27 @@ def test_cli_bad_attention_exits_with_a_clear_message(tmp_path):
   assert proc.returncode == 2
   assert "unknown config.model.attention 'nope'" in proc.stderr and "dense" in proc.stderr
   assert not (tmp_path / "w").exists()
+
+
+def test_curriculum_stages_train_on_their_data_then_the_task(tmp_path):
+  config = tiny.config()
+  config.data.curriculum = [{"options": {"max_depth": 2}, "num_steps": 10},
+                            {"options": {"max_depth": 3}, "num_steps": 5}]
+  splits = loop.load_splits(config)
+  stages = loop.curriculum_stages(config, splits["train"])
+  assert [n for _, n in stages] == [10, 5, None]
+  assert stages[-1][0] is splits["train"].arrays  # then the task itself
+  assert not np.array_equal(stages[0][0]["inputs"], splits["train"].arrays["inputs"])
+  results = loop.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["best_step"] > 0
+
+
+@pytest.mark.parametrize("stage", [{"options": {"max_depth": 2}, "num_steps": 0},
+                                   {"options": {"max_depth": 2}},
+                                   {"options": {}, "num_steps": 3, "steps": 3}])
+def test_bad_curriculum_stage_is_a_config_error(stage, tmp_path):
+  config = tiny.config()
+  config.data.curriculum = [stage]
+  with pytest.raises(ConfigError, match=r"curriculum\[0\]"):
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
