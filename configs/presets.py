@@ -180,22 +180,26 @@ QUICK = {
                   "checkpoint_every_steps": 500, "log_every_steps": 50,
                   "eval_batch_size": 250},
     },
-    # Pathfinder on our generator (lra/pathfinder_generator.py), 32 x 32, the
-    # easy level (6-paddle snakes): 4,000 images (under a minute to draw,
-    # cached), a small model. It stays at chance in this budget (val 0.53 at
-    # best vs a majority rate of 0.51): Pathfinder needs long training. No
-    # variant tried (level no_distractors, 2-D or learned positions, CLS
-    # pooling, wider, batch 16, lr 5e-4..2e-3) left chance within ~10 CPU
-    # minutes either: docs/pathfinder.md, "The quick run".
+    # Pathfinder on our generator (lra/pathfinder_generator.py), 32 x 32, with
+    # a curriculum: 1,500 steps each on two target snakes of 2, 3 and 4
+    # paddles, then the no_distractors level (6 paddles; easier levels of our
+    # own, not LRA's), 20,000 images per level (about a minute each to draw,
+    # cached); validation and test on no_distractors. 2-D sinusoidal
+    # positions, no dropout. Without the curriculum no run left chance
+    # (docs/pathfinder.md, "The quick run"). Axial attention: ~25 min on one
+    # CPU core (5.5 steps/s); dense attention is ~7x slower per step here.
     "pathfinder": {
-        "data": {"source": "generated", "num_train_examples": 4000,
-                 "options": {"resolution": 32, "difficulty": "baseline"},
-                 "generator": {"seed": 0, "num_eval_examples": 500}},
+        "data": {"source": "generated", "num_train_examples": 20_000,
+                 "options": {"resolution": 32, "difficulty": "no_distractors"},
+                 "generator": {"seed": 0, "num_eval_examples": 1000},
+                 "curriculum": [
+                     {"options": {"difficulty": f"no_distractors_{n}"}, "num_steps": 1500}
+                     for n in (2, 3, 4)]},
         "model": {"num_layers": 2, "emb_dim": 32, "qkv_dim": 16, "mlp_dim": 32,
-                  "num_heads": 2, "dropout_rate": 0.1},
+                  "num_heads": 2, "dropout_rate": 0.0, "position": "sinusoidal_2d"},
         "train": {"batch_size": 32, "learning_rate": 2e-3, "warmup_steps": 50,
-                  "num_train_steps": 800, "eval_every_steps": 200,
-                  "checkpoint_every_steps": 400, "log_every_steps": 25,
+                  "num_train_steps": 8000, "eval_every_steps": 500,
+                  "checkpoint_every_steps": 1000, "log_every_steps": 100,
                   "eval_batch_size": 250},
     },
     # Path-X on our generator at 128 x 128 (16,384 tokens), easy level: a

@@ -16,12 +16,12 @@ takes about an hour of one core, cached afterwards):
   python train.py --config=configs/transformer_pathfinder.py --workdir=workdirs/transformer_pathfinder_gen \
       --config.data.source=generated
 
-Small (4,000 generated images of the easy level, baseline: 6-paddle snakes; a
-small model; 800 steps, ~10 minutes on 2 idle CPU cores). It only shows that
-the pipeline runs: measured here, it stays at chance (best val 0.532, test
-0.516; majority rates 0.506 and 0.500). The easier settings tried to make a
-short run learn (no distractors, 2-D positions, ...) stayed at chance too:
-see docs/pathfinder.md, "The quick run":
+Small (presets.QUICK["pathfinder"]): a curriculum over our generator's easier
+levels (2-, 3-, 4-paddle snakes, then 6, no distractors; 20,000 images each),
+a small model, 8,000 steps. With axial attention it leaves chance in ~25
+minutes of one CPU core (docs/pathfinder.md, "The quick run"); with dense
+attention, as here, a step is ~7x slower on CPU (about 2.5 hours; not yet
+run to the end):
 
   python train.py --config=configs/transformer_pathfinder.py:quick --workdir=workdirs/quick_pathfinder
 """
