@@ -186,8 +186,9 @@ QUICK = {
     # own, not LRA's), 20,000 images per level (about a minute each to draw,
     # cached); validation and test on no_distractors. 2-D sinusoidal
     # positions, no dropout. Without the curriculum no run left chance
-    # (docs/pathfinder.md, "The quick run"). Axial attention: ~25 min on one
-    # CPU core (5.5 steps/s); dense attention is ~7x slower per step here.
+    # (docs/pathfinder.md, "The quick run"). Axial attention: val 0.629 /
+    # test 0.627 (majority 0.51) in ~35 min on one CPU core; dense attention
+    # is ~7x slower per step here.
     "pathfinder": {
         "data": {"source": "generated", "num_train_examples": 20_000,
                  "options": {"resolution": 32, "difficulty": "no_distractors"},
