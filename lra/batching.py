@@ -74,6 +74,14 @@ def staged_batches(stages: list[tuple[dict[str, np.ndarray], int | None]],
   if any(n is None or n < 1 for _, n in stages[:-1]):
     raise ValueError(f"every stage but the last needs num_steps >= 1; got "
                      f"{[n for _, n in stages]}")
+  for k, (arrays, _) in enumerate(stages):  # Checked now, not when stage k starts.
+    if batch_size > _num_examples(arrays, batch_size):
+      raise ValueError(f"stage {k}: batch_size {batch_size} > number of examples "
+                       f"{_num_examples(arrays, batch_size)}")
+  return _staged_batches(stages, batch_size, seed, start_step, shuffle)
+
+
+def _staged_batches(stages, batch_size, seed, start_step, shuffle):
   stage_start = 0
   for arrays, num_steps in stages:
     stage_end = None if num_steps is None else stage_start + num_steps

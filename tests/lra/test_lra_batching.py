@@ -107,6 +107,9 @@ def test_staged_batches_resume_without_replay_and_match_train_batches():
 
 def test_staged_batches_reject_bad_stages():
   with pytest.raises(ValueError, match="last stage"):
-    next(lra.staged_batches([(_stage(1), 3)], 4, seed=0))
+    lra.staged_batches([(_stage(1), 3)], 4, seed=0)
   with pytest.raises(ValueError, match="num_steps >= 1"):
-    next(lra.staged_batches([(_stage(1), 0), (_stage(2), None)], 4, seed=0))
+    lra.staged_batches([(_stage(1), 0), (_stage(2), None)], 4, seed=0)
+  # A later stage too small for the batch is an error at once, not mid-run.
+  with pytest.raises(ValueError, match="stage 1: batch_size 4 > number of examples 2"):
+    lra.staged_batches([(_stage(1), 3), (_stage(2, n=2), None)], 4, seed=0)
