@@ -10,6 +10,13 @@ Exact: no. softmax(q.k / sqrt(d)) is estimated without bias by
   phi(q).phi(k), phi(x) = m^-1/2 exp(W x' - |x'|^2 / 2), x' = x d^-1/4, W the
   [m, d] random features; the error falls as m grows (tests). Given the same W,
   the output equals the quadratic form normalize(phi(Q) phi(K)^T) V exactly.
+Reference: google-research performer/fast_attention/jax/fast_attention.py
+  (`make_fast_softmax_attention`, `make_fast_generalized_attention`); the relu
+  kernel equals the latter with its defaults to float32 rounding (tests,
+  docs/fidelity.md). Deliberate differences, all below: padded keys are left
+  out (phi(k) = 0; the reference ignores its padding `bias`), the softmax
+  kernel's stabilisers (no eps, a causal key maximum), sign-corrected
+  orthogonal blocks, features drawn by the caller (no redraw from sum(query)).
 Causal: yes, aligned at the sequence ends (masks.py); `recurrent_step` is the
   RNN form for decoding (state S, z and the running key maximum), registered
   in `attention.DECODERS` as `performer_init_decode_state` /
@@ -40,8 +47,16 @@ Options:
   rng, num_features (256): draw orthogonal features when `features` is None.
   kernel: "softmax" (FAVOR+) or "relu" (generalised attention,
     phi(x) = relu(W x') + kernel_epsilon; with neither features nor rng it is
-    the deterministic relu(x') + kernel_epsilon, LRA's default "Performer").
+    the deterministic relu(x') + kernel_epsilon: with the defaults below, the
+    defaults of google-research's `make_fast_generalized_attention`, which is
+    LRA's default "Performer" (features_type "deterministic")).
   kernel_epsilon: 1e-3, relu kernel only.
+  normalize_data: x' = x d^-1/4 (True) or x' = x (False). Default None: True
+    for "softmax" (FAVOR+ needs it to estimate softmax(q.k / sqrt(d)); the
+    reference's softmax features always normalise), False for "relu" (the
+    reference's generalised attention does not). normalize_data=True with
+    kernel "relu" is the reference's `normalize_data=True` (before this option
+    our relu kernel always did it: outputs move by ~1e-2 between the two).
   chunk_size: causal chunk length (default 64).
   (redraw, feature_seed are options of the NNX layer, models/random_features.py,
   which draws `features`; the layer does not pass them here.)
@@ -121,12 +136,23 @@ def _project(x, features):
   return jnp.einsum("btnd,nmd->btnm", x, features)
 
 
-def feature_maps(q, k, mask, *, features, kernel, causal, kernel_epsilon):
+def resolve_normalize_data(normalize_data, kernel: str) -> bool:
+  """Whether q and k are scaled by head_dim^-1/4 before the features: the
+  reference's default per kernel (True for softmax, False for relu) unless
+  given."""
+  if normalize_data is None:
+    return kernel == "softmax"
+  return bool(normalize_data)
+
+
+def feature_maps(q, k, mask, *, features, kernel, causal, kernel_epsilon,
+                 normalize_data=None):
   """(phi_q, phi_k, key_log_scale or None), float32; phi_k = 0 at padding."""
   head_dim = q.shape[-1]
-  normalizer = head_dim ** -0.25
-  q = q.astype(jnp.float32) * normalizer
-  k = k.astype(jnp.float32) * normalizer
+  q, k = q.astype(jnp.float32), k.astype(jnp.float32)
+  if resolve_normalize_data(normalize_data, kernel):
+    normalizer = head_dim ** -0.25
+    q, k = q * normalizer, k * normalizer
   real = (jnp.ones(k.shape[:2], bool) if mask is None else mask)[:, :, None]
   if kernel == "relu":
     if features is None:
@@ -170,7 +196,8 @@ def resolve_features(features, rng, num_features: int, kernel: str, *,
 
 def performer(q, k, v, *, mask=None, causal=False, features=None,
               num_features: int = 256, rng=None, kernel: str = "softmax",
-              kernel_epsilon: float = 1e-3, chunk_size: int = 64):
+              kernel_epsilon: float = 1e-3, normalize_data: bool | None = None,
+              chunk_size: int = 64):
   """FAVOR+ attention, BTNH layout; see the module docstring."""
   check_qkv(q, k, v)
   features = resolve_features(features, rng, num_features, kernel,
@@ -178,16 +205,18 @@ def performer(q, k, v, *, mask=None, causal=False, features=None,
   if mask is not None:
     masks.allowed_pairs(k.shape[0], q.shape[1], k.shape[1], mask=mask)  # checks
   return _performer(q, k, v, mask, features, causal=causal, kernel=kernel,
-                    kernel_epsilon=kernel_epsilon, chunk_size=chunk_size)
+                    kernel_epsilon=kernel_epsilon,
+                    normalize_data=resolve_normalize_data(normalize_data, kernel),
+                    chunk_size=chunk_size)
 
 
 @functools.partial(jax.jit, static_argnames=("causal", "kernel", "kernel_epsilon",
-                                             "chunk_size"))
+                                             "normalize_data", "chunk_size"))
 def _performer(q, k, v, mask, features, *, causal, kernel, kernel_epsilon,
-               chunk_size):
+               normalize_data, chunk_size):
   phi_q, phi_k, key_log_scale = feature_maps(
       q, k, mask, features=features, kernel=kernel, causal=causal,
-      kernel_epsilon=kernel_epsilon)
+      kernel_epsilon=kernel_epsilon, normalize_data=normalize_data)
   v32 = v.astype(jnp.float32)
   if causal:
     phi_q, phi_k, v32, key_log_scale, offset = align_causal(
@@ -215,7 +244,8 @@ def init_state(batch: int, heads: int, num_features: int, head_dim: int):
 
 
 def recurrent_step(state, q_t, k_t, v_t, *, features, kernel="softmax",
-                   kernel_epsilon: float = 1e-3, key_mask=None):
+                   kernel_epsilon: float = 1e-3, normalize_data=None,
+                   key_mask=None):
   """One causal decoding step: q_t, k_t, v_t [B, N, d] -> (state, out_t).
 
   Equals row t of `performer(..., causal=True)` with the same features; the
@@ -226,7 +256,7 @@ def recurrent_step(state, q_t, k_t, v_t, *, features, kernel="softmax",
   real = jnp.ones(k_t.shape[:1], bool) if key_mask is None else key_mask
   phi_q, phi_k, log_scale = feature_maps(
       q_t[:, None], k_t[:, None], real[:, None], features=features, kernel=kernel,
-      causal=True, kernel_epsilon=kernel_epsilon)
+      causal=True, kernel_epsilon=kernel_epsilon, normalize_data=normalize_data)
   phi_q, phi_k = phi_q[:, 0], phi_k[:, 0]
   if log_scale is not None:
     new_max_N = jnp.maximum(max_N, log_scale[:, 0])
@@ -251,9 +281,10 @@ def performer_init_decode_state(batch: int, heads: int, head_dim: int,
                                 features=None, num_features: int = 256, rng=None,
                                 kernel: str = "softmax",
                                 kernel_epsilon: float = 1e-3,
+                                normalize_data: bool | None = None,
                                 chunk_size: int = 64):
   """`init_state` sized by the features: O(m * head_dim) whatever max_length."""
-  del max_length, dtype, kernel_epsilon, chunk_size  # float32, O(1) in length
+  del max_length, dtype, kernel_epsilon, normalize_data, chunk_size  # O(1) in length
   features = resolve_features(features, rng, num_features, kernel, heads=heads,
                               head_dim=head_dim)
   m = head_dim if features is None else features.shape[-2]
@@ -263,6 +294,7 @@ def performer_init_decode_state(batch: int, heads: int, head_dim: int,
 def performer_decode_step(state, q_t, k_t, v_t, *, key_mask=None, features=None,
                           num_features: int = 256, rng=None,
                           kernel: str = "softmax", kernel_epsilon: float = 1e-3,
+                          normalize_data: bool | None = None,
                           chunk_size: int = 64):
   """`recurrent_step` as (out_t, state). Features drawn from `rng` are redrawn
   at every step (the same ones); pass `features` to draw them once."""
@@ -271,5 +303,5 @@ def performer_decode_step(state, q_t, k_t, v_t, *, key_mask=None, features=None,
                               heads=q_t.shape[1], head_dim=q_t.shape[-1])
   state, out = recurrent_step(state, q_t, k_t, v_t, features=features,
                               kernel=kernel, kernel_epsilon=kernel_epsilon,
-                              key_mask=key_mask)
+                              normalize_data=normalize_data, key_mask=key_mask)
   return out, state
