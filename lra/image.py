@@ -133,9 +133,17 @@ def _cifar_batch(name: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(batch[b"labels"], np.uint8)
     pixels = np.asarray(batch[b"data"], np.uint8)
   images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-  if len(images) != len(labels) or (labels > 9).any():
-    raise ValueError("labels and images disagree or a label is > 9")
+  if len(images) != len(labels):
+    raise ValueError(f"{len(labels)} labels for {len(images)} images")
   return images, labels
+
+
+def check_labels(labels: np.ndarray, path: str, where: str) -> None:
+  """DataError naming `where` and the index of the first label > 9."""
+  bad = np.flatnonzero(np.asarray(labels) >= NUM_CLASSES)
+  if len(bad):
+    raise dataset.DataError(path, f"{where} {bad[0]}", f"label {labels[bad[0]]}",
+                            f"a class id in 0..{NUM_CLASSES - 1}")
 
 
 def read_cifar_archive(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -164,8 +172,10 @@ def read_cifar_archive(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
       try:
         batch_images, batch_labels = _cifar_batch(name, members[name])
       except (ValueError, KeyError, pickle.UnpicklingError, EOFError) as e:
-        raise ValueError(f"{path}: {folder}/{name} is malformed: {e}. "
-                         f"{_CIFAR_HELP}") from None
+        raise dataset.DataError(path, f"member {folder}/{name}", f"malformed "
+                                f"data ({e})", "a CIFAR-10 batch. "
+                                f"{_CIFAR_HELP}") from None
+      check_labels(batch_labels, path, f"member {folder}/{name}, record")
       images.append(rgb_to_gray(batch_images))
       labels.append(batch_labels)
     out[split] = np.concatenate(images), np.concatenate(labels)
@@ -245,6 +255,7 @@ def load(split: str, *, source: str, data_dir: str | None = None,
       if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
         raise ValueError(f"{files[0]}, {files[1]}: shapes {images.shape} and "
                          f"{labels.shape} are not [N, 28, 28] and [N]")
+      check_labels(labels, files[1], "example")
       return images, labels
   else:
     kind, path, root = text.find_tfds("cifar10", CIFAR_ARCHIVES, data_dir,

@@ -51,6 +51,7 @@ PAD_ID = 0
 VOCAB = ("<pad>",) + tuple(str(v) for v in range(10)) + OPERATORS + (CLOSE,)
 TOKEN_IDS = {token: i for i, token in enumerate(VOCAB) if i != PAD_ID}
 VOCAB_SIZE = len(VOCAB)
+_LABELS = {str(v): v for v in range(NUM_CLASSES)}
 
 # A tree is a leaf value, or (operator, children).
 Tree = Union[int, tuple[str, tuple["Tree", ...]]]
@@ -251,14 +252,47 @@ def write_tsv(path: str, examples: list[Example]) -> None:
 
 
 def read_tsv(path: str) -> list[Example]:
-  """Reads an LRA ListOps TSV (header `Source\\tTarget`)."""
-  with open(path, newline="") as f:
-    rows = csv.reader(f, delimiter="\t")
-    header = next(rows, None)
-    if header != ["Source", "Target"]:
-      raise ValueError(f"{path}: expected header ['Source', 'Target'], got "
-                       f"{header}")
-    return [Example(source, int(target)) for source, target in rows]
+  """Reads an LRA ListOps TSV (header `Source\\tTarget`).
+
+  A bad line (not UTF-8, not two fields, a label that is not a class id
+  0..9) raises `lra.dataset.DataError` naming the file and line.
+  """
+  return _read_tsv(path)[0]
+
+
+def _read_tsv(path: str) -> tuple[list[Example], list[int]]:
+  """(examples, the line number of each) of a ListOps TSV file."""
+  examples, line_numbers = [], []
+  rows = csv.reader(dataset.text_lines(path), delimiter="\t")
+  header = next(rows, None)
+  if header != ["Source", "Target"]:
+    raise dataset.DataError(path, "line 1", f"header {dataset.show(header)}",
+                            "['Source', 'Target'] (an LRA ListOps TSV file)")
+  for row in rows:
+    line = rows.line_num
+    if not row:  # A blank line.
+      continue
+    if len(row) != 2 or row[1].strip() not in _LABELS:
+      cut = dataset.CUT_SHORT if _is_last(rows) and dataset.ends_mid_line(path) else ""
+      if len(row) != 2:
+        raise dataset.DataError(
+            path, f"line {line}", f"{len(row)} tab-separated field"
+            f"{'s' if len(row) != 1 else ''} {dataset.show(row)}{cut}",
+            "2: Source<TAB>Target")
+      raise dataset.DataError(path, f"line {line}",
+                              f"label {dataset.show(row[1])}{cut}",
+                              f"a class id in 0..{NUM_CLASSES - 1} (the "
+                              "expression's value)")
+    examples.append(Example(row[0], _LABELS[row[1].strip()]))
+    line_numbers.append(line)
+  return examples, line_numbers
+
+
+def _is_last(rows) -> bool:
+  try:
+    return next(rows, None) is None
+  except dataset.DataError:
+    return False
 
 
 def write_splits(output_dir: str, splits: dict[str, list[Example]]) -> None:
@@ -271,15 +305,21 @@ def write_splits(output_dir: str, splits: dict[str, list[Example]]) -> None:
 # ------------------------------------------------------------ tokenizer
 
 
-def encode(sources: list[str], max_length: int) -> np.ndarray:
-  """int32 [N, max_length] token ids: truncated, padded with PAD_ID (0)."""
+def encode(sources: list[str], max_length: int, locate=None) -> np.ndarray:
+  """int32 [N, max_length] token ids: truncated, padded with PAD_ID (0).
+
+  An unknown token raises `lra.dataset.DataError` naming the example, or
+  the (path, "line N") that `locate(row)` gives.
+  """
   ids = np.full((len(sources), max_length), PAD_ID, np.int32)
   for row, source in enumerate(sources):
     try:
       tokens = [TOKEN_IDS[t] for t in tokenize(source)[:max_length]]
     except KeyError as e:
-      raise ValueError(f"unknown ListOps token {e.args[0]!r} in example {row}; "
-                       f"vocabulary: {VOCAB[1:]}") from None
+      path, where = locate(row) if locate else (None, f"ListOps example {row}")
+      raise dataset.DataError(path, where, f"token {dataset.show(e.args[0])}",
+                              f"a ListOps token: {' '.join(VOCAB[1:])} or a "
+                              "parenthesis") from None
     ids[row, :len(tokens)] = tokens
   return ids
 
@@ -370,7 +410,8 @@ def load(split: str, *, source: str, data_dir: str | None = None,
     if not os.path.isfile(path):
       raise FileNotFoundError(
           f"ListOps file not found: {path}. {_DOWNLOAD_HELP}")
-    examples = read_tsv(path)
+    examples, line_numbers = _read_tsv(path)
+    locate = lambda row: (path, f"line {line_numbers[row]}")
   else:
     unknown = sorted(set(options) - set(_GENERATED_OPTIONS))
     if unknown:
@@ -380,8 +421,9 @@ def load(split: str, *, source: str, data_dir: str | None = None,
     params = generated_params(max_length, **options)
     max_length = params["max_length"]
     examples = _load_generated(split, data_dir, params)
+    locate = None
   return dataset.SplitData(
-      arrays=dict(inputs=encode([e.source for e in examples], max_length),
+      arrays=dict(inputs=encode([e.source for e in examples], max_length, locate),
                   targets=np.array([e.target for e in examples], np.int32)),
       vocab_size=VOCAB_SIZE, num_classes=NUM_CLASSES, max_length=max_length,
       task="listops", split=split, source=source)

@@ -92,16 +92,24 @@ def read_metadata(folder: str) -> list[tuple[str, int, str, int]]:
     with open(path, "rb") as f:
       raw = f.read()
     if raw.startswith(b"\x93NUMPY"):  # The generator script's own np.save.
-      rows = [" ".join(map(str, r)) for r in np.load(path, allow_pickle=False)]
+      try:
+        rows = [" ".join(map(str, r)) for r in np.load(path, allow_pickle=False)]
+      except (ValueError, OSError, EOFError) as e:
+        raise dataset.DataError(path, "header", f"an unreadable .npy file ({e})",
+                                "text lines or np.save'd string rows "
+                                f"(metadata of the release). {_HELP}") from None
     else:
-      rows = raw.decode("utf-8").split("\n")
+      rows = [dataset.decode_line(line, path, line_no)
+              for line_no, line in enumerate(raw.split(b"\n"), 1)]
     for line_no, line in enumerate(rows, 1):
       if not line.strip():
         continue
       parts = line.split()
       if len(parts) < 4 or parts[3] not in ("0", "1"):
-        raise ValueError(f"{path}, line {line_no}: expected `imgs/<k> "
-                         f"sample_<i>.png <i> <label 0|1> ...`, got {line!r}")
+        got = (f"label {dataset.show(parts[3])}" if len(parts) >= 4 else
+               f"{len(parts)} fields {dataset.show(line)}")
+        raise dataset.DataError(path, f"line {line_no}", got,
+                                "`imgs/<k> sample_<i>.png <i> <label 0|1> ...`")
       records.append((os.path.join(folder, parts[0], parts[1]),
                       int(parts[3]), path, line_no))
   return records
@@ -117,12 +125,16 @@ def read_images(folder: str, resolution: int | None = None):
     if os.path.getsize(path) == 0:
       skipped += 1
       continue
-    with Image.open(path) as im:
-      pixels = np.asarray(im.convert("L"), np.uint8)
+    try:
+      with Image.open(path) as im:
+        pixels = np.asarray(im.convert("L"), np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's decoding errors.
+      raise dataset.DataError(meta, f"line {line_no}", f"image {path}, "
+                              f"unreadable ({e})", "a PNG image") from None
     n = resolution or (images[0].shape[0] if images else pixels.shape[0])
     if pixels.shape != (n, n):
-      raise ValueError(f"{path} (listed in {meta}, line {line_no}) is "
-                       f"{pixels.shape}, expected ({n}, {n})")
+      raise dataset.DataError(meta, f"line {line_no}", f"image {path} of "
+                              f"shape {pixels.shape}", f"({n}, {n}) pixels")
     images.append(pixels)
     labels.append(label)
   if skipped:

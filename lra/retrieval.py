@@ -49,26 +49,32 @@ def tsv_path(data_dir: str, split: str) -> str:
 
 
 def read_tsv(path: str) -> tuple[list[int], list[bytes], list[bytes]]:
-  """(labels, texts1, texts2) of an AAN pairs file; ValueError at path:line."""
+  """(labels, texts1, texts2) of an AAN pairs file; `lra.dataset.DataError`
+  naming the file and line of a malformed pair."""
   labels, texts1, texts2 = [], [], []
   with open(path, "rb") as f:
-    for line_number, line in enumerate(f, start=1):
-      line = line.rstrip(b"\n")
+    for line_number, raw in enumerate(f, start=1):
+      line = raw.rstrip(b"\n")
       if line.endswith(b"\r"):
         line = line[:-1]
       if not line:
         continue
       fields = line.split(b"\t")
+      shown = [f.decode("utf-8", "replace") for f in fields]  # For messages.
+      where = f"line {line_number}"
+      if len(fields) != 5:
+        truncated = dataset.CUT_SHORT if not raw.endswith(b"\n") else ""
+        raise dataset.DataError(
+            path, where, f"{len(fields)} tab-separated fields "
+            f"{dataset.show(shown)}{truncated}",
+            "5: label id1 id2 text1 text2", _HELP)
       try:
-        if len(fields) != 5:
-          raise ValueError(f"{len(fields)} tab-separated fields instead of 5 "
-                           "(label id1 id2 text1 text2)")
-        label = float(fields[0])
-        if label not in (0.0, 1.0):
-          raise ValueError(f"label {fields[0]!r} is neither 0 nor 1")
-      except ValueError as e:
-        raise ValueError(f"{path}:{line_number}: malformed AAN pair: {e}. "
-                         f"{_HELP}") from None
+        label = float(fields[0])  # LRA writes 0.0 and 1.0.
+      except ValueError:
+        label = None
+      if label not in (0.0, 1.0):
+        raise dataset.DataError(path, where, f"label {dataset.show(shown[0])}",
+                                "0 or 1 (written 0.0 or 1.0)", _HELP)
       labels.append(int(label))
       texts1.append(fields[3])
       texts2.append(fields[4])

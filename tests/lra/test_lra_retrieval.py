@@ -44,15 +44,15 @@ def test_truncation_and_raw_bytes(tmp_path):
 
 @pytest.mark.parametrize("line, problem", [
     (b"1.0\ta\tb\tonly four", "4 tab-separated fields"),
-    (b"yes\ta\tb\tt1\tt2", "malformed"),
-    (b"2.0\ta\tb\tt1\tt2", "neither 0 nor 1"),
+    (b"yes\ta\tb\tt1\tt2", "label 'yes'; expected 0 or 1"),
+    (b"2.0\ta\tb\tt1\tt2", "label '2.0'; expected 0 or 1"),
 ])
 def test_malformed_line_names_file_and_line(tmp_path, line, problem):
   path = tmp_path / "new_aan_pairs.test.tsv"
   path.write_bytes(b"0.0\ta\tb\tt1\tt2\n" + line + b"\n")
   with pytest.raises(ValueError) as info:
     lra.load("retrieval", "test", source="lra_release", data_dir=str(tmp_path))
-  assert f"{path}:2" in str(info.value) and problem in str(info.value)
+  assert f"{path}, line 2: " in str(info.value) and problem in str(info.value)
   assert "lra_release.gz" in str(info.value)
   cache_dir = tmp_path / "cache"
   assert not cache_dir.exists() or not list(cache_dir.iterdir())

@@ -71,7 +71,7 @@ def test_movie_reviews_csv_parsing(tmp_path):
   texts, labels = text.read_movie_reviews(str(path))
   assert texts == [b'A "good", long\nreview', b"Bad"] and labels == [1, 0]
   path.write_text("text,label,source\nok,2,imdb\n")
-  with pytest.raises(ValueError, match=f"{path}:2"):
+  with pytest.raises(ValueError, match=f"{path}, line 2: row"):
     text.read_movie_reviews(str(path))
 
 
