@@ -24,8 +24,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from efficient_transformers.training import sharding, train_and_evaluate
-from efficient_transformers.training.config_checks import ConfigError
+from efficient_transformers.training import config_checks, sharding, train_and_evaluate
 from efficient_transformers.training.loop import NonFiniteLossError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -51,10 +50,9 @@ def main(argv):
   logging.info("jax %s on %s: %s", jax.__version__, jax.default_backend(), jax.devices())
   try:
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except ConfigError as e:
-    # Bad config or missing data: the message says what and how to fix it.
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  except config_checks.ConfigError as e:
+    # Bad config, data or missing data: `error: <what and how to fix it>`, exit 2.
+    config_checks.exit_with(e, _CONFIG.value, flags.FLAGS["config"].config_filename)
   except NonFiniteLossError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
@@ -67,4 +65,4 @@ def _quiet_libraries(record) -> bool:
 
 if __name__ == "__main__":
   logging.set_verbosity(logging.INFO)
-  app.run(main)
+  app.run(main, flags_parser=config_checks.parse_flags)  # bad flags: `error:`, exit 2
