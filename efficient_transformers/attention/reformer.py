@@ -4,9 +4,14 @@ Paper: Kitaev, Kaiser, Levskaya 2020, "Reformer: The Efficient Transformer"
 (Sec. 2, LSH attention).
 Family: learned patterns (the support is chosen from the content by hashing),
 Tay et al.'s survey.
+Reference: trax `LSHSelfAttention` (trax/layers/research/efficient_attention.py,
+  the authors' code): given the same hash buckets, the output equals a float64
+  transcription of its `forward_unbatched` to float32 rounding, for one and
+  several rounds, causal or not, with padding (tests, docs/fidelity.md).
 Exact: no. Exact in one limit: with `num_buckets=1` and `chunk_size >=` the
-  length (one chunk), it is dense attention of q over unit-normalised keys with
-  the self-mask rule below (tests/attention/test_reformer.py).
+  length (one chunk), it is dense attention of q over unit-normalised keys,
+  logits q . k^, with the self-mask rule below
+  (tests/attention/test_reformer.py).
 Causal: yes, as in the paper and trax: pairs are masked by original
   positions (carried through the sort), so no query attends to, or gets
   gradient from, a later key. But which earlier keys share a query's chunk
@@ -25,8 +30,12 @@ Per round r = 1..num_hashes, for each batch element and head:
   3. positions are sorted by (bucket, position) (argsort and gather; undone by
      the inverse permutation) and cut into chunks of `chunk_size`;
   4. each chunk's queries attend to the keys of their own chunk and of the
-     previous one (the first chunk wraps around to the last), with logits
-     q . k^ / sqrt(head_dim), masked by padding and, if causal, by position;
+     previous one, with logits q . k^ (no 1/sqrt(head_dim): see "Scale"),
+     masked by padding and, if causal, by position. As in trax, the sorted
+     rounds form one sequence of num_hashes * num_chunks chunks: the first
+     chunk of round r looks back into the last chunk of round r - 1, and the
+     first chunk of round 1 wraps around to the last chunk of the last round
+     (not to the last chunk of its own round);
   5. self-mask: a query attends to its own key only when nothing else is
      available (its logit is SELF_VALUE, far below any real logit and far
      above MASK_VALUE, so softmax gives it weight exactly 0 or 1).
@@ -36,8 +45,20 @@ next to a round where it found other keys. Pairs found by several rounds are
 counted once per round (no duplicate-attention correction, as trax's
 LSHSelfAttention).
 
-Scale 1/sqrt(head_dim) as the paper (LRA's Reformer multiplied by sqrt(d):
-a bug, see the reference notes).
+Scale: logits q . k^ with unit keys and no 1/sqrt(head_dim), as trax (its
+`attend` divides length_normalized(k) = sqrt(d) k / |k| by sqrt(d), i.e. the
+unit key, and applies no other scale). The paper defines attention with
+1/sqrt(d_k) (its Eq. 1) and writes its LSH equations without a scale; it does
+not say that unit keys keep the 1/sqrt(d_k), so the authors' code decides.
+(Before this choice the logits here were q . k^ / sqrt(head_dim): a sqrt(d)
+flatter attention. LRA's Reformer multiplies by sqrt(d): a bug, see the
+reference notes.) Remaining differences to trax: unit keys k / |k| here,
+where trax's length_normalized adds 1e-6 to the mean square (a relative
+change of ~1e-6 / mean(k^2)); the self logit is SELF_VALUE here, q . k^ - 1e5
+in trax (the same weights: exactly 0 or 1 in float32); outputs at padded
+query positions differ (trax lets them attend to padded keys; here they see
+only real ones); no hierarchical hashing (below); the rotations are drawn
+from `rng`, not from trax's per-head state.
 
 Time: O(R * L * (log L + chunk_size * head_dim + num_buckets * head_dim / 2))
   for R = num_hashes rounds and L = length.
@@ -60,7 +81,6 @@ Limits: no factorised (hierarchical) hashing for very many buckets: rotations
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -123,10 +143,18 @@ def _gather(x_BxNxTx_, perm_BxNxRxT):
 
 
 def _with_previous_chunk(x_BxNxRxCxc_):
-  """Keys of a chunk: its own, then the previous chunk's (wrapping around)."""
-  if x_BxNxRxCxc_.shape[3] == 1:
-    return x_BxNxRxCxc_  # the previous chunk would be the same one again
-  return jnp.concatenate([x_BxNxRxCxc_, jnp.roll(x_BxNxRxCxc_, 1, axis=3)], axis=4)
+  """Keys of a chunk: its own, then the previous chunk's in the sequence of
+  all rounds' chunks (trax's order: round r's first chunk looks back into
+  round r - 1's last; round 1's first wraps around to the last round's last)."""
+  shape = x_BxNxRxCxc_.shape
+  if shape[3] == 1:
+    # One chunk per round holds every position and one bucket (reformer()
+    # sets num_buckets = 1 then), so every round's chunk has the same keys:
+    # the previous chunk would add each key twice, which changes no softmax.
+    return x_BxNxRxCxc_
+  all_chunks = x_BxNxRxCxc_.reshape(shape[:2] + (shape[2] * shape[3],) + shape[4:])
+  previous = jnp.roll(all_chunks, 1, axis=2).reshape(shape)
+  return jnp.concatenate([x_BxNxRxCxc_, previous], axis=4)
 
 
 def reformer(q, k, v, *, mask=None, causal=False, num_hashes=1, num_buckets=None,
@@ -162,7 +190,7 @@ def reformer(q, k, v, *, mask=None, causal=False, num_hashes=1, num_buckets=None
                                              "num_buckets", "chunk"))
 def _lsh_attention(q, k, v, mask, rng, *, causal, num_hashes, num_buckets, chunk):
   """reformer() after its checks; jitted so that eager calls compile once."""
-  batch, length, heads, head_dim = q.shape
+  batch, length, heads, _ = q.shape
   num_chunks = -(-length // chunk)
   padded = num_chunks * chunk
   to_bnth = lambda x: pad_axis(jnp.swapaxes(x, 1, 2).astype(jnp.float32), 2, padded)
@@ -190,7 +218,7 @@ def _lsh_attention(q, k, v, mask, rng, *, causal, num_hashes, num_buckets, chunk
   qpos = chunks(perm_BxNxRxT)[..., :, None]  # the sorted queries' positions
   kpos = spos[..., None, :]
 
-  logits = jnp.einsum("...qh,...kh->...qk", sq, sk) / math.sqrt(head_dim)
+  logits = jnp.einsum("...qh,...kh->...qk", sq, sk)  # unit keys, no 1/sqrt(d)
   is_self = kpos == qpos
   self_ok = is_self & sok[..., None, :]
   allowed = sok[..., None, :] & ~is_self
