@@ -9,9 +9,14 @@ Causal: no (the projections mix future positions): `causal=True` raises.
     head = softmax(Q (E^T K)^T / sqrt(d)) (F^T V),  E = proj_k, F = proj_v
 
 Padding: padded keys and values are zeroed before the projection, so they
-contribute nothing (fairseq and the original LRA code let them leak). The k
-projected keys are always attended, so a row whose keys are all padding
-attends k zero vectors and returns zeros.
+contribute nothing (fairseq and the original LRA code let them leak). A
+projected key r whose projection column proj_k[:, r] is zero at every real
+position (no support on real tokens) is left out of the softmax: it holds no
+information, yet with exp(0) it would still take softmax mass. So with
+identity projections (k = kv_len) Linformer with key padding equals dense
+attention with the same padding (tests), and projections that are dense on
+the real positions (learned, random) are unchanged, bit for bit. A row with
+no projected key left (every key padding) returns zeros.
 
 Options:
   proj_k, proj_v: [kv_len, k] (shared across heads, the paper's "headwise"
@@ -46,6 +51,18 @@ def _project(x, proj, name):
       f" heads={heads}; got {proj.shape} (slice longer projections to kv_len)")
 
 
+def _supported(proj, mask, batch, heads):
+  """bool [B, N, 1, k]: projected row r draws on some real position."""
+  length = proj.shape[-2]
+  real = (jnp.ones((batch, length), jnp.float32) if mask is None
+          else mask.astype(jnp.float32))
+  weight = jnp.abs(jax.lax.stop_gradient(jnp.asarray(proj, jnp.float32)))
+  if weight.ndim == 2:
+    mass_BxR = jnp.einsum("bt,tr->br", real, weight)
+    return (mass_BxR > 0)[:, None, None, :]
+  return (jnp.einsum("bt,ntr->bnr", real, weight) > 0)[:, :, None, :]
+
+
 def linformer(q, k, v, *, mask=None, causal=False, proj_k, proj_v):
   """Linformer attention, BTNH layout; see the module docstring."""
   check_qkv(q, k, v)
@@ -61,6 +78,9 @@ def linformer(q, k, v, *, mask=None, causal=False, proj_k, proj_v):
   v_BxRxNxH = _project(v32, proj_v, "proj_v")
   logits_BxNxQxR = jnp.einsum("bqnh,brnh->bnqr", q.astype(jnp.float32),
                               k_BxRxNxH) / math.sqrt(q.shape[-1])
+  supported = _supported(proj_k, mask, k.shape[0], k.shape[2])
+  logits_BxNxQxR = jnp.where(supported, logits_BxNxQxR, masks.MASK_VALUE)
   weights = jax.nn.softmax(logits_BxNxQxR, axis=-1)
+  weights = jnp.where(supported.any(-1, keepdims=True), weights, 0.0)
   out = jnp.einsum("bnqr,brnh->bqnh", weights, v_BxRxNxH)
   return out.astype(q.dtype)
