@@ -48,8 +48,10 @@ LSHSelfAttention).
 Scale: logits q . k^ with unit keys and no 1/sqrt(head_dim), as trax (its
 `attend` divides length_normalized(k) = sqrt(d) k / |k| by sqrt(d), i.e. the
 unit key, and applies no other scale). The paper defines attention with
-1/sqrt(d_k) (its Eq. 1) and writes its LSH equations without a scale; it does
-not say that unit keys keep the 1/sqrt(d_k), so the authors' code decides.
+1/sqrt(d_k) (its Eq. 1) and writes LSH attention without it, saying it omits
+the scale for clarity; it gives no separate rule for shared-QK attention with
+unit keys. The authors' code, which the paper's experiments ran, applies none,
+and we follow it.
 (Before this choice the logits here were q . k^ / sqrt(head_dim): a sqrt(d)
 flatter attention. LRA's Reformer multiplies by sqrt(d): a bug, see the
 reference notes.) Remaining differences to trax: unit keys k / |k| here,
