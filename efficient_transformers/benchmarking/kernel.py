@@ -125,6 +125,8 @@ def _linformer(n, h, d, b, k=256):
 VARIANTS: dict[str, Variant] = {
     "dense_xla": Variant("dense", fixed(impl="xla"), _dense_flops),
     "dense_chunked": Variant("dense", fixed(impl="chunked"), _dense_flops, 3.5),
+    # jax.nn.dot_product_attention's fused cuDNN kernel (bf16/fp16, GPU only).
+    "dense_cudnn": Variant("dense", fixed(impl="cudnn"), _dense_flops, 3.5),
     "local": Variant("local", fixed(block_size=128),
                      lambda n, d, o, c: 4 * n * o["block_size"] * d),
     "sliding_window": Variant("sliding_window", fixed(window=128),
@@ -205,13 +207,16 @@ VARIANTS.update({
                     lambda n, d, o, c: 8 * n * o["inducing"].shape[0] * d),
 })
 BASELINE = "dense_xla"
+GPU_ONLY = ("dense_cudnn",)  # left out of the default variants elsewhere
 
 
 def default_variants() -> list[str]:
   """Every VARIANTS entry whose mechanism is registered, then every registered
   mechanism that has no entry (benchmarked with its default options)."""
   covered = {v.attention for v in VARIANTS.values()}
-  return ([name for name, v in VARIANTS.items() if v.attention in attention.REGISTRY] +
+  gpu_only = () if jax.default_backend() == "gpu" else GPU_ONLY
+  return ([name for name, v in VARIANTS.items()
+           if v.attention in attention.REGISTRY and name not in gpu_only] +
           [name for name in attention.REGISTRY if name not in covered])
 
 
