@@ -5,7 +5,8 @@ Layout under `<workdir>/checkpoints/`:
                   validation accuracy and step, accumulated wall time and train time.
   best/<step>/    params and model state at the best validation accuracy so far.
 Orbax writes each step to a temporary directory and renames it when complete,
-so a run killed mid-save leaves the previous checkpoint intact.
+so a run killed mid-save leaves the previous checkpoint intact (the temporary
+directory is removed when the run is restarted).
 
 Resume rule: the latest checkpoint is the truth. Best checkpoints newer than it
 were written by steps that will be replayed, so `discard_after(step)` removes
@@ -26,7 +27,8 @@ from efficient_transformers.training.steps import TrainState
 
 def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
+      max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False,
+      cleanup_tmp_directories=True)  # a save cut short by a kill
   return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 

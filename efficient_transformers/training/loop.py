@@ -10,13 +10,16 @@
 4. evaluates those best parameters on the test split (test accuracy is reported
    at the best validation step, not the last one) and writes `results.json`.
 Killing the process at any moment and rerunning the same command gives the same
-results as an uninterrupted run (tests/training/test_resume.py).
+results and the same metrics.jsonl rows as an uninterrupted run
+(tests/training/test_resume.py). Rerunning it on a finished workdir (results.json
+for the same number of steps) changes nothing: it logs the finished run's results.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging as python_logging
 import os
 import time
 
@@ -28,7 +31,7 @@ import numpy as np
 
 from efficient_transformers import models
 from efficient_transformers.models.moe import activated_params
-from efficient_transformers.training import config_checks, sharding
+from efficient_transformers.training import config_checks, metrics_log, sharding
 from efficient_transformers.training.checkpoints import Checkpoints
 from efficient_transformers.training.metrics_log import MetricsLog
 from efficient_transformers.training.optimizer import make_optimizer, make_schedule
@@ -37,6 +40,23 @@ from efficient_transformers.training.steps import (create_train_state, eval_step
 import lra
 
 SPLITS = ("train", "val", "test")
+# Evaluation logs its progress at most this often (seconds; it blocks on the
+# device to do so, one batch behind the one being dispatched).
+EVAL_PROGRESS_SECONDS = 10.0
+
+
+class _HideTpuProbe(python_logging.Filter):
+  """jax logs `Unable to initialize backend 'tpu': ... libtpu.so ...` at INFO
+  whenever it probes for a TPU on a machine that has none (every CPU or GPU
+  machine). It is not an error; keep it out of train.py's output."""
+
+  def filter(self, record: python_logging.LogRecord) -> bool:
+    return not (record.levelno < python_logging.WARNING and
+                str(record.msg).startswith("Unable to initialize backend 'tpu'"))
+
+
+# Installed at import, before train.py first asks jax for its devices.
+python_logging.getLogger("jax._src.xla_bridge").addFilter(_HideTpuProbe())
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -104,14 +124,29 @@ def _format_time(seconds: float) -> str:
       f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def evaluate(eval_fn, params, model_state, split: lra.SplitData,
-             batch_size: int) -> dict[str, float]:
+def evaluate(eval_fn, params, model_state, split: lra.SplitData, batch_size: int, *,
+             name: str = "eval", progress_seconds: float = EVAL_PROGRESS_SECONDS
+             ) -> dict[str, float]:
   """Mean loss and accuracy over `split` (per token for language modelling,
   with bits_per_byte). Segment memory (nnx.Cache) starts empty and is carried
-  across the split's batches in order."""
+  across the split's batches in order.
+
+  Logs a line when it starts and then, every `progress_seconds`, the batches
+  done out of the total (a large split takes minutes)."""
+  num_examples = len(split)
+  num_batches = -(-num_examples // batch_size)
+  logging.info("evaluating on %s: %d examples in %d batches", name, num_examples,
+               num_batches)
+  start = last_report = time.time()
   totals, model_state = None, reset_caches(model_state)
-  for batch in lra.eval_batches(split.arrays, batch_size):
+  for done, batch in enumerate(lra.eval_batches(split.arrays, batch_size)):
     sums, model_state = eval_fn(params, model_state, batch)
+    if totals is not None and time.time() - last_report >= progress_seconds:
+      jax.block_until_ready(totals)  # the `done` batches before this one
+      last_report = time.time()
+      logging.info("evaluating on %s: %d/%d batches (%.0f%%), %s", name, done,
+                   num_batches, 100 * done / num_batches,
+                   _format_time(last_report - start))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
   metrics = {"loss": totals["loss"] / totals["count"],
@@ -126,6 +161,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   wall_start = time.time()
   config_checks.check_config(config)
   config_checks.check_workdir_matches(config, workdir)
+  finished = metrics_log.read_results(workdir)
+  if finished is not None and finished.get(
+      "num_train_steps", config.train.num_train_steps) == config.train.num_train_steps:
+    logging.info("%s: run already finished (results.json); nothing was changed. Its"
+                 " results:\n%s\nTo evaluate again, delete %s and rerun.", workdir,
+                 json.dumps(finished, indent=2),
+                 os.path.join(workdir, metrics_log.RESULTS_FILE))
+    return finished
   try:
     splits = load_splits(config)
     train = splits["train"]
@@ -165,30 +208,36 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # Everything above can fail on a bad config; only now is the workdir written.
   os.makedirs(workdir, exist_ok=True)
   if sharding.is_writer():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json(indent=2))
+    metrics_log.write_text_atomically(os.path.join(workdir, "config.json"),
+                                      config.to_json(indent=2))
+    # Results of a shorter run that this one extends (more num_train_steps).
+    stale = os.path.join(workdir, metrics_log.RESULTS_FILE)
+    if os.path.exists(stale):
+      os.remove(stale)
   checkpoints = Checkpoints(workdir)
-  log = MetricsLog(workdir, enabled=sharding.is_writer())
   meta = {"best_val_accuracy": -1.0, "best_val_loss": float("inf"), "best_step": -1,
           "wall_seconds": 0.0,
           "train_seconds": 0.0, "train_steps": 0}
+  step = 0
   if checkpoints.latest_step() is not None:
     state, meta = checkpoints.restore_latest(state)
     step = int(state.step)
-    checkpoints.discard_after(step)
-    log.truncate_after(step)
     logging.info("resumed %s from step %d (best val accuracy %.4f at step %d)",
                  workdir, step, meta["best_val_accuracy"], meta["best_step"])
+  # Best checkpoints and metrics rows of steps after `step` (all of them on a
+  # fresh start) come from a killed session: they are dropped, and this session
+  # writes them again.
+  checkpoints.discard_after(step)
+  log = MetricsLog(workdir, enabled=sharding.is_writer(), start_step=step)
 
   results = _train(config, state, meta, graphdef, tx, schedule, head, splits, stages,
                    checkpoints, log, wall_start, mesh)
   results["num_params"] = num_params
   if sharding.is_writer():
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
+    metrics_log.write_results(workdir, results)
   log.close()
   checkpoints.close()
-  logging.info("results: %s", json.dumps(results))
+  logging.info("results: %s", metrics_log.dumps(results))
   return results
 
 
@@ -262,7 +311,7 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, stages, ch
       flush_train_metrics()
     if do_eval:
       val = evaluate(eval_fn, state.params, state.model_state, splits["val"],
-                     cfg.eval_batch_size)
+                     cfg.eval_batch_size, name=f"val (step {step})")
       log.write(step, "val", **val)
       # Classification keeps the best accuracy; language modelling the lowest
       # loss (bits per byte).
@@ -281,7 +330,8 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, stages, ch
       window_start = time.time()
 
   best_params, best_model_state = checkpoints.restore_best(state.params, state.model_state)
-  test = evaluate(eval_fn, best_params, best_model_state, splits["test"], cfg.eval_batch_size)
+  test = evaluate(eval_fn, best_params, best_model_state, splits["test"], cfg.eval_batch_size,
+                  name=f"test (best step {meta['best_step']})")
   log.write(meta["best_step"], "test", **test)
   logging.info("test accuracy %.4f at the best validation step %d (val accuracy %.4f);"
                " majority-class rates: val %.4f, test %.4f", test["accuracy"],
