@@ -251,11 +251,10 @@ MODELS = {
                    "attention_kw": {"window": 256, "dilation": 1, "num_global": 1}},
     # Zaheer et al. 2020, ITC: LRA's BigBird uses blocks of 64; window 3, one
     # global block at each end, 3 random blocks (HF/official defaults). One
-    # fixed random seed per layer, as the official code.
+    # fixed random seed per layer, as the official code (PER_LAYER_SEEDS).
     "bigbird": {"attention": "bigbird",
                 "attention_kw": {"block_size": 64, "num_window_blocks": 3,
-                                 "num_global_blocks": 1, "num_random_blocks": 3},
-                "layer_overrides": ({"rng": 0}, {"rng": 1}, {"rng": 2}, {"rng": 3})},
+                                 "num_global_blocks": 1, "num_random_blocks": 3}},
     # Ainslie et al. 2020: the CLS token is the one global token; ETC's
     # default local_radius 84 (EtcConfig).
     "etc": {"attention": "etc", "attention_kw": {"num_global": 1, "local_radius": 84}},
@@ -434,9 +433,18 @@ AXIAL_GRIDS = {128: (8, 16), 196: (14, 14), 256: (16, 16), 1000: (25, 40),
                1024: (32, 32), 2000: (40, 50), 4000: (50, 80), 16384: (128, 128)}
 
 
+# Model presets whose every layer draws its own fixed random pattern: the
+# attention option that make() sets to 0, 1, ... through layer_overrides, one
+# entry per layer of the task's (or quick run's) model.
+PER_LAYER_SEEDS = {"bigbird": "rng"}
+
+
 def _fit_model_to_task(config) -> None:
   """Options that depend on the task's sizes rather than on the model alone."""
   model = config.model
+  if config.model_name in PER_LAYER_SEEDS:
+    key = PER_LAYER_SEEDS[config.model_name]
+    model.layer_overrides = tuple({key: layer} for layer in range(model.num_layers))
   if model.attention == "axial" and "shape" not in model.attention_kw:
     length = config.data.max_length
     if length not in AXIAL_GRIDS:

@@ -49,3 +49,13 @@ def test_transformer_listops_is_lras_released_config():
 def test_unknown_config_argument():
   with pytest.raises(ValueError, match="'big'.*quick"):
     presets.make("transformer", "listops", "big")
+
+
+@pytest.mark.parametrize("task", sorted(presets.TASKS))
+@pytest.mark.parametrize("arg", [None, "quick"])
+def test_bigbird_has_one_random_seed_per_layer(task, arg):
+  """Was: 4 layer_overrides whatever the depth (bigbird_text:quick has 2 layers;
+  the 12-layer LM reused seeds 0-3)."""
+  model = presets.make("bigbird", task, arg).model
+  assert [dict(o) for o in model.layer_overrides] == [
+      {"rng": layer} for layer in range(model.num_layers)]
