@@ -40,8 +40,7 @@ from efficient_transformers.training.steps import (create_train_state, eval_step
 import lra
 
 SPLITS = ("train", "val", "test")
-# Evaluation logs its progress at most this often (seconds; it blocks on the
-# device to do so, one batch behind the one being dispatched).
+# Evaluation logs its progress (batches done / total) at most this often.
 EVAL_PROGRESS_SECONDS = 10.0
 
 
@@ -141,12 +140,15 @@ def evaluate(eval_fn, params, model_state, split: lra.SplitData, batch_size: int
   totals, model_state = None, reset_caches(model_state)
   for done, batch in enumerate(lra.eval_batches(split.arrays, batch_size)):
     sums, model_state = eval_fn(params, model_state, batch)
-    if totals is not None and time.time() - last_report >= progress_seconds:
-      jax.block_until_ready(totals)  # the `done` batches before this one
-      last_report = time.time()
-      logging.info("evaluating on %s: %d/%d batches (%.0f%%), %s", name, done,
-                   num_batches, 100 * done / num_batches,
-                   _format_time(last_report - start))
+    if totals is not None:
+      # Waits for the `done` batches before this one while this one runs: one
+      # batch in flight, so the count logged is what the device has done.
+      jax.block_until_ready(totals)
+      if time.time() - last_report >= progress_seconds:
+        last_report = time.time()
+        logging.info("evaluating on %s: %d/%d batches (%.0f%%), %s", name, done,
+                     num_batches, 100 * done / num_batches,
+                     _format_time(last_report - start))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
   metrics = {"loss": totals["loss"] / totals["count"],
