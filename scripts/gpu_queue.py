@@ -35,6 +35,7 @@ bare): `env` first (versions, offline install of the wheels in --carry),
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -150,7 +151,11 @@ class Runner:
     os.makedirs(entry_dir, exist_ok=True)
     ctx = qe.Context(root=ROOT, work=self.work, entry_dir=entry_dir,
                      carry=os.path.abspath(self.args.carry), tiny=self.args.tiny)
-    argv, extra = qe.command(entry, ctx)
+    try:
+      argv, extra = qe.command(entry, ctx)
+    except Exception as e:  # noqa: BLE001 -- a bad entry fails alone
+      self.record(entry, "failed", reason=f"no command: {type(e).__name__}: {e}")
+      return
     env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
     site = os.path.join(self.work, "site")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, ROOT, env.get("PYTHONPATH")]))
@@ -200,6 +205,11 @@ class Runner:
       fields["log_tail"] = pack.tail(os.path.join(entry_dir, "log.txt"), 15)
     self.record(entry, status, **fields)
     self.calibration.add(entry, self.records[entry["id"]])
+    if entry["kind"] == "env":  # this process imports the installed packages too
+      site = os.path.join(self.work, "site")
+      if site not in sys.path:
+        sys.path.insert(0, site)
+      importlib.invalidate_caches()
     print(f"[{self.elapsed():6.0f} s] {status} {entry['id']} in {seconds:.0f} s"
           + (f" ({killed})" if killed else ""), flush=True)
     self.repack()
@@ -273,8 +283,11 @@ class Runner:
     return max(0.0, estimate - (time.time() - started))
 
   def estimate_fits(self, entry: dict, wait: float = 0.0) -> bool:
-    return est.estimate(entry, self.calibration, tiny=self.args.tiny)["seconds"] + wait \
-        <= self.left()
+    try:
+      seconds = est.estimate(entry, self.calibration, tiny=self.args.tiny)["seconds"]
+    except Exception:  # noqa: BLE001 -- try_start reports it
+      return True
+    return seconds + wait <= self.left()
 
   def try_start(self, entry: dict) -> None:
     for need in entry.get("needs", []):
@@ -283,7 +296,11 @@ class Runner:
         self.record(entry, "not_started", reason=f"needs {need}: "
                     f"{rec.get('status', 'not run')} {rec.get('reason', '')}".strip())
         return
-    estimate = est.estimate(entry, self.calibration, tiny=self.args.tiny)
+    try:
+      estimate = est.estimate(entry, self.calibration, tiny=self.args.tiny)
+    except Exception as e:  # noqa: BLE001 -- e.g. a package the env entry failed to install
+      self.record(entry, "failed", reason=f"no estimate: {type(e).__name__}: {e}")
+      return
     if estimate["seconds"] > self.left():
       self.record(entry, "not_started", estimate_s=round(estimate["seconds"], 1),
                   estimate_basis=estimate["basis"],

@@ -62,9 +62,9 @@ DATA_SOURCE = {  # what every result states about its data
     "retrieval": "none offline (needs LRA's AAN files)",
 }
 QUICK_DATA = {"image": ["data.data_dir={carry}/fashion-mnist"]}
-# val and test examples of each task's offline source (for eval time).
-EVAL_EXAMPLES = {"listops": 4000, "text": 4980, "image": 16000, "pathfinder": 40000,
-                 "retrieval": 4000}
+# (val, test) examples of each task's offline source (for eval time).
+EVAL_EXAMPLES = {"listops": (2000, 2000), "text": (2490, 2490), "image": (6000, 10000),
+                 "pathfinder": (20000, 20000), "retrieval": (2000, 2000)}
 FULL_SETTINGS = ["train.dtype=bfloat16"]
 MODEL_SETTINGS = {"transformer": ["model.attention_kw.impl=cudnn"]}
 GPU_ONLY_SETTINGS = ("model.attention_kw.impl=cudnn",)  # dropped by --tiny (CPU)

@@ -54,10 +54,11 @@ def _present(dist: str, module: str | None) -> bool:
 
 
 def packages() -> dict[str, str | None]:
-  """distribution -> version ("present" when importable without metadata), or None."""
+  """distribution -> version ("present" when importable without metadata), or None
+  when its module cannot be found (what counts is what imports)."""
   out = {}
   for dist, module in {**REQUIRED, **OPTIONAL}.items():
-    out[dist] = _version(dist) or ("present" if _present(dist, module) else None)
+    out[dist] = (_version(dist) or "present") if _present(dist, module) else None
   return out
 
 

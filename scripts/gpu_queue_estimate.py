@@ -2,8 +2,9 @@
 
 Full LRA runs (train entries without `arg`) are estimated as
 
-  startup + steps * step_s + eval_examples_read * step_s / (3 * batch),
-  step_s = max(flops_per_step / rate, MIN_STEP_S)
+  startup + steps * step_s + eval_batches * eval_s,
+  step_s = max(flops_per_step / rate, MIN_STEP_S),
+  eval_s = max(step_s / 3 * eval_batch / batch, MIN_EVAL_STEP_S)
 
 where flops_per_step is XLA's count of the bf16 training step (written into
 the queue by `gpu_queue.py --write_queue --flops`; a lower bound: loop bodies
@@ -22,10 +23,12 @@ the measurement beside both.
 
 from __future__ import annotations
 
+import math
 import statistics
 
 DEFAULT_RATE = 1e14       # counted FLOP/s of a bf16 H200 step before any measurement
 MIN_STEP_S = 0.004        # launch and optimizer overhead of the smallest models
+MIN_EVAL_STEP_S = 0.002   # likewise for an eval batch
 DEFAULT_STEP_S = 0.05     # full runs with no FLOP count
 STARTUP_S = 60.0          # imports, data loading, compilation
 MEASURED_KINDS = ("bench_kernels", "bench_dense", "bench_train")  # alike within a kind
@@ -93,9 +96,11 @@ def _train_sizes(entry: dict) -> dict:
   from gpu_queue_entries import EVAL_EXAMPLES  # pylint: disable=import-outside-toplevel
   config = presets.make(entry["model"], entry["task"], entry.get("arg"))
   train = config.train
-  return {"steps": train.num_train_steps, "batch": train.batch_size,
-          "evals": train.num_train_steps // train.eval_every_steps + 1,
-          "eval_examples": EVAL_EXAMPLES.get(entry["task"], 4000)}
+  val, test = EVAL_EXAMPLES.get(entry["task"], (2000, 2000))
+  ebs = train.get("eval_batch_size", train.batch_size)
+  evals = train.num_train_steps // train.eval_every_steps + 1
+  return {"steps": train.num_train_steps, "batch": train.batch_size, "eval_batch": ebs,
+          "eval_batches": evals * math.ceil(val / ebs) + math.ceil(test / ebs)}
 
 
 def estimate(entry: dict, cal: Calibration, *, tiny: bool = False) -> dict:
@@ -122,10 +127,12 @@ def estimate(entry: dict, cal: Calibration, *, tiny: bool = False) -> dict:
                f"{1e3 * step_s:.1f} ms/step")
     else:
       step_s, basis = DEFAULT_STEP_S, f"no FLOP count: {1e3 * DEFAULT_STEP_S:.0f} ms/step"
-    evals = sizes["evals"] * sizes["eval_examples"] / 2  # val every eval; test once
-    seconds = STARTUP_S + sizes["steps"] * step_s + evals * step_s / (3 * sizes["batch"])
-    return {"seconds": seconds, "basis": f"{sizes['steps']} steps x {basis}",
-            "step_s": step_s}
+    # An eval batch: the forward pass (a third of a step) of eval_batch rows.
+    eval_s = max(step_s / 3 * sizes["eval_batch"] / sizes["batch"], MIN_EVAL_STEP_S)
+    seconds = STARTUP_S + sizes["steps"] * step_s + sizes["eval_batches"] * eval_s
+    return {"seconds": seconds, "step_s": step_s,
+            "basis": f"{sizes['steps']} steps x {basis}; {sizes['eval_batches']} eval "
+                     f"batches x {1e3 * eval_s:.1f} ms"}
   measured = cal.kind_seconds.get(kind)
   if measured:
     return {"seconds": max(measured),
