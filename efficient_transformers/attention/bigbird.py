@@ -147,7 +147,12 @@ def bigbird(q, k, v, *, mask=None, causal=False, block_size=64,
   batch, length, heads = q.shape[:3]
   nb = -(-length // b)
   g = min(g, -(-nb // 2))  # a short sequence may be all global
-  table_NxBxR = _table(heads, nb, w, g, r, rng, random_blocks)
+  # The barrier keeps XLA from fusing the table's draw (threefry + Floyd) into
+  # the gathers' backward scatters: jaxlib 0.12's CPU compiler (LLVM's loop
+  # vectorizer) then takes minutes on the fused loop (146 s for the gradient at
+  # 96 tokens, 1.6 s with the barrier). The values are unchanged.
+  table_NxBxR = jax.lax.optimization_barrier(
+      _table(heads, nb, w, g, r, rng, random_blocks))
   real_BxL = blocked.key_mask(mask, batch, length)
   q_BxCxQxNxH = blocked.to_blocks(q, b)
   global_blocks = np.r_[0:g, nb - g:nb] if nb > 2 * g else np.arange(nb)
