@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from attention_contract import (check_causal_gradients, check_fully_masked_rows,
+from tests.attention.attention_contract import (check_causal_gradients, check_fully_masked_rows,
                                 check_matches_reference, check_padding_invariance,
                                 random_padding, random_qkv)
 from efficient_transformers import attention

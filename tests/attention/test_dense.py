@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_contract import (AttentionContract, SEEDS, SETTINGS,
+from tests.attention.attention_contract import (AttentionContract, SEEDS, SETTINGS,
                                 check_subquadratic_memory, compiled_temp_bytes,
                                 random_padding, random_qkv)
 from efficient_transformers import attention

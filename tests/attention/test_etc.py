@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from attention_contract import (AttentionContract, check_matches_reference,
+from tests.attention.attention_contract import (AttentionContract, check_matches_reference,
                                 random_padding, random_qkv)
 from efficient_transformers import attention
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_contract import (AttentionContract, check_matches_reference,
+from tests.attention.attention_contract import (AttentionContract, check_matches_reference,
                                 compiled_temp_bytes, random_padding, random_qkv)
 from efficient_transformers import attention
 from efficient_transformers.attention import masks

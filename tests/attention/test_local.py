@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attention_contract import AttentionContract, random_qkv
+from tests.attention.attention_contract import AttentionContract, random_qkv
 from efficient_transformers import attention
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_contract import AttentionContract, random_padding, random_qkv
+from tests.attention.attention_contract import AttentionContract, random_padding, random_qkv
 from efficient_transformers import attention
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_contract import AttentionContract, compiled_temp_bytes, random_qkv
+from tests.attention.attention_contract import AttentionContract, compiled_temp_bytes, random_qkv
 from efficient_transformers import attention
 from efficient_transformers.attention.nystromformer import iterative_pinv
 

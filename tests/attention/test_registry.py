@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from attention_contract import AttentionContract
+from tests.attention.attention_contract import AttentionContract
 from efficient_transformers import attention
 
 
@@ -35,7 +35,7 @@ def test_dense_pattern():
 
 def test_every_registered_mechanism_joins_the_shared_base():
   for path in pathlib.Path(__file__).parent.glob("test_*.py"):
-    importlib.import_module(path.stem)
+    importlib.import_module(f"tests.attention.{path.stem}")
   covered = {cls.name for cls in _subclasses(AttentionContract)
              if cls.__name__.startswith("Test")}
   missing = set(attention.REGISTRY) - covered

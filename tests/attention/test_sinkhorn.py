@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_contract import AttentionContract, check_matches_reference, random_qkv
+from tests.attention.attention_contract import AttentionContract, check_matches_reference, random_qkv
 from efficient_transformers import attention
 from efficient_transformers.attention.sinkhorn import sort_matrix
 

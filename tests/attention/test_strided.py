@@ -5,7 +5,7 @@ import importlib
 import numpy as np
 import pytest
 
-from attention_contract import AttentionContract, random_qkv
+from tests.attention.attention_contract import AttentionContract, random_qkv
 from efficient_transformers import attention
 
 

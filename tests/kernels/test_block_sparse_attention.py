@@ -15,7 +15,7 @@ from efficient_transformers import attention
 from efficient_transformers.kernels.block_layout import build_layout
 from efficient_transformers.kernels.block_sparse_attention import block_sparse_attention
 
-from test_block_layout import PATTERN_CASES
+from tests.kernels.pattern_cases import PATTERN_CASES
 
 LENGTH = 37
 # On CPU the kernels run interpreted; on a GPU they compile (Triton): dots need

@@ -9,7 +9,7 @@ import pytest
 
 from efficient_transformers import attention
 
-from test_block_layout import PATTERN_CASES
+from tests.kernels.pattern_cases import PATTERN_CASES
 
 # Compiled on a GPU (Triton), float32 dots may use TF32.
 TOL = 2e-3 if jax.default_backend() == "gpu" else 1e-5

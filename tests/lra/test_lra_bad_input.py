@@ -12,8 +12,8 @@ from lra import image
 from lra import listops
 from lra import pathfinder
 from lra import text
-from lra_fixtures import isolated_cache  # pylint: disable=unused-import
-from lra_fixtures import write_aclimdb_archive, write_fashion_mnist
+from tests.lra.lra_fixtures import isolated_cache  # pylint: disable=unused-import
+from tests.lra.lra_fixtures import write_aclimdb_archive, write_fashion_mnist
 
 GOOD = "( ( ( [MAX 2 ) 9 ) ] )"
 HEADER = b"Source\tTarget\n"
@@ -143,7 +143,7 @@ def test_imdb_archive_cut_short_names_the_member(tmp_path):
 
 def test_fashion_mnist_label_out_of_range(tmp_path):
   write_fashion_mnist(str(tmp_path))
-  from lra_fixtures import write_idx  # pylint: disable=g-import-not-at-top
+  from tests.lra.lra_fixtures import write_idx  # pylint: disable=g-import-not-at-top
   labels = np.arange(10, dtype=np.uint8) % 10
   labels[7] = 12
   write_idx(str(tmp_path / "t10k-labels-idx1-ubyte.gz"), labels)
@@ -155,7 +155,7 @@ def test_fashion_mnist_label_out_of_range(tmp_path):
 
 
 def test_cifar_label_out_of_range_names_member_and_record(tmp_path):
-  from lra_fixtures import write_cifar_archive  # pylint: disable=g-import-not-at-top
+  from tests.lra.lra_fixtures import write_cifar_archive  # pylint: disable=g-import-not-at-top
   images = {s: np.zeros((n, 32, 32, 3), np.uint8) for s, n in (("train", 10), ("test", 4))}
   labels = {"train": np.arange(10) % 10, "test": np.array([1, 2, 11, 3])}
   path = tmp_path / "cifar-10-binary.tar.gz"

@@ -7,7 +7,7 @@ import pytest
 
 from lra import cache
 from lra import dataset
-from lra_fixtures import isolated_cache  # pylint: disable=unused-import
+from tests.lra.lra_fixtures import isolated_cache  # pylint: disable=unused-import
 
 
 def make_split(n=5):

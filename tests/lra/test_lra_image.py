@@ -10,8 +10,8 @@ import pytest
 
 import lra
 from lra import image
-from lra_fixtures import isolated_cache  # pylint: disable=unused-import
-from lra_fixtures import write_cifar_archive, write_fashion_mnist, write_idx
+from tests.lra.lra_fixtures import isolated_cache  # pylint: disable=unused-import
+from tests.lra.lra_fixtures import write_cifar_archive, write_fashion_mnist, write_idx
 
 
 @pytest.mark.parametrize("rgb, gray", [

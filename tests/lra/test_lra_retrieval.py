@@ -8,7 +8,7 @@ import pytest
 import lra
 from lra import retrieval
 from lra import text
-from lra_fixtures import aan_rows, isolated_cache, write_aan_release  # pylint: disable=unused-import
+from tests.lra.lra_fixtures import aan_rows, isolated_cache, write_aan_release  # pylint: disable=unused-import
 
 
 def test_reads_lras_tsv_format(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 
 import lra
 from lra import text
-from lra_fixtures import isolated_cache  # pylint: disable=unused-import
-from lra_fixtures import write_aclimdb_archive
+from tests.lra.lra_fixtures import isolated_cache  # pylint: disable=unused-import
+from tests.lra.lra_fixtures import write_aclimdb_archive
 
 REVIEWS = {
     "train": [(b"Great film.<br />Loved it", 1), (b"Dull", 0),

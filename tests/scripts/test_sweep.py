@@ -10,9 +10,7 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "training"))
-
-import tiny  # noqa: E402
+from tests.training import tiny
 
 
 def _command(root, *extra):

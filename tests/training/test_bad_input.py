@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import lra
-import tiny
+from tests.training import tiny
 from efficient_transformers.training import config_checks, loop
 from efficient_transformers.training.config_checks import ConfigError
 

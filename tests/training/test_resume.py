@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-import tiny
+from tests.training import tiny
 
 pytestmark = pytest.mark.slow
 

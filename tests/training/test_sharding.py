@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-import tiny
+from tests.training import tiny
 from efficient_transformers.training import sharding
 
 WORKER = os.path.join(os.path.dirname(__file__), "data_parallel_worker.py")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lra
-import tiny
+from tests.training import tiny
 from efficient_transformers.training import loop, metrics_log
 from efficient_transformers.training.config_checks import ConfigError
 
