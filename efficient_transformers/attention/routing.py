@@ -29,8 +29,9 @@ gradient reaches them here.
 
 Complexity: time O(C * L * d + C * w^2 * d) for C clusters of window w
 (O(L^1.5 d) with C = w = sqrt(L), the paper's choice); memory
-O(L * d + C * w * d) plus one cluster's [w, w] logits at a time (clusters are
-processed one after another and recomputed in the backward pass).
+O(L * d + C * w * d + C * w^2): all clusters at once, as batched work (one
+[C, L] score matmul and one batched top_k each for queries and keys, then
+[C, w, w] logits), which with C * w = L is O(L * w) memory.
 Exact: no (content-based sparsity). With one cluster whose window covers the
   sequence it is dense attention on the normalised q and k.
 Causal: yes (step 3), with one caveat shared with the paper's code: which
@@ -123,33 +124,49 @@ def _routing(q, k, v, mask, centroids_NxCxH, *, causal, q_window, k_window):
   key_ok_BxNxS = jnp.broadcast_to(sp.key_ok(mask, batch, kv_len), (batch, heads, kv_len))
   offset = kv_len - q_len
 
-  def gather(x_BxNxTxH, idx_BxNxW):
-    return jnp.take_along_axis(x_BxNxTxH, idx_BxNxW[..., None], axis=2)
+  num_clusters = centroids_NxCxH.shape[1]
 
-  def one_cluster(mu_NxH):
-    q_score = jnp.einsum("bnth,nh->bnt", q_BxNxTxH, mu_NxH)
-    k_score = jnp.einsum("bnsh,nh->bns", k_BxNxSxH, mu_NxH)
-    # Padded keys rank last (equal scores: top_k then takes the lowest
-    # positions, whatever their content), and are masked below.
-    k_score = jnp.where(key_ok_BxNxS, k_score, masks.MASK_VALUE)
-    q_idx = jnp.sort(jax.lax.top_k(q_score, q_window)[1], axis=-1)
-    k_idx = jnp.sort(jax.lax.top_k(k_score, k_window)[1], axis=-1)
-    allowed_BxNxWxW = jnp.take_along_axis(key_ok_BxNxS, k_idx, axis=2)[..., None, :]
-    if causal:
-      allowed_BxNxWxW = allowed_BxNxWxW & (
-          k_idx[..., None, :] <= q_idx[..., :, None] + offset)
-    parts = sp.partials(sp.logits(gather(q_BxNxTxH, q_idx), gather(k_BxNxSxH, k_idx)),
-                        allowed_BxNxWxW, gather(v_BxNxSxH, k_idx))
-    return sp.finish(parts, jnp.float32), q_idx, parts.row_sum > 0
+  def members(x_BxNxTxH, mu_NxCxH, window, ok_BxNxT=None):
+    """Each centroid's `window` highest-scoring positions, in sequence order:
+    one [B, N, C, T] score matmul and one batched top_k for all clusters."""
+    score_BxNxCxT = jnp.einsum("bnth,nch->bnct", jax.lax.stop_gradient(x_BxNxTxH),
+                               mu_NxCxH)  # membership is discrete: no gradient
+    if ok_BxNxT is not None:
+      # Padded keys rank last (equal scores: top_k then takes the lowest
+      # positions, whatever their content), and are masked below.
+      score_BxNxCxT = jnp.where(ok_BxNxT[:, :, None, :], score_BxNxCxT,
+                                masks.MASK_VALUE)
+    return jnp.sort(jax.lax.top_k(score_BxNxCxT, window)[1], axis=-1)
 
-  out_CxBxNxWxH, q_idx_CxBxNxW, has_keys_CxBxNxW = jax.lax.map(
-      jax.checkpoint(one_cluster), jnp.swapaxes(centroids_NxCxH, 0, 1))
+  def gather(x_BxNxTxH, idx_BxNxCxW):
+    flat_BxNxCWx1 = idx_BxNxCxW.reshape(batch, heads, -1)[..., None]
+    return jnp.take_along_axis(x_BxNxTxH, flat_BxNxCWx1, axis=2).reshape(
+        idx_BxNxCxW.shape + x_BxNxTxH.shape[-1:])
 
-  b_idx = jnp.arange(batch)[None, :, None, None]
-  n_idx = jnp.arange(heads)[None, None, :, None]
+  q_idx_BxNxCxW = members(q_BxNxTxH, centroids_NxCxH, q_window)
+  k_idx_BxNxCxW = members(k_BxNxSxH, centroids_NxCxH, k_window, key_ok_BxNxS)
+  allowed_BxNxCxWxW = jnp.take_along_axis(
+      key_ok_BxNxS, k_idx_BxNxCxW.reshape(batch, heads, -1), axis=2).reshape(
+          k_idx_BxNxCxW.shape)[..., None, :]
+  if causal:
+    allowed_BxNxCxWxW = allowed_BxNxCxWxW & (
+        k_idx_BxNxCxW[..., None, :] <= q_idx_BxNxCxW[..., :, None] + offset)
+  parts = sp.partials(
+      sp.logits(gather(q_BxNxTxH, q_idx_BxNxCxW), gather(k_BxNxSxH, k_idx_BxNxCxW)),
+      allowed_BxNxCxWxW, gather(v_BxNxSxH, k_idx_BxNxCxW))
+  out_BxNxCxWxH = sp.finish(parts, jnp.float32)
+  has_keys_BxNxCxW = parts.row_sum > 0
+
+  # Back to the query positions: every cluster's rows at once (the gather's
+  # transpose), averaged over the clusters in which the query had keys.
+  flat_idx_BxNxCW = q_idx_BxNxCxW.reshape(batch, heads, num_clusters * q_window)
+  b_idx = jnp.arange(batch)[:, None, None]
+  n_idx = jnp.arange(heads)[None, :, None]
   total_BxNxTxH = jnp.zeros((batch, heads, q_len, v.shape[-1]), jnp.float32).at[
-      b_idx, n_idx, q_idx_CxBxNxW].add(out_CxBxNxWxH)
+      b_idx, n_idx, flat_idx_BxNxCW].add(
+          out_BxNxCxWxH.reshape(batch, heads, -1, v.shape[-1]))
   count_BxNxT = jnp.zeros((batch, heads, q_len), jnp.float32).at[
-      b_idx, n_idx, q_idx_CxBxNxW].add(has_keys_CxBxNxW.astype(jnp.float32))
+      b_idx, n_idx, flat_idx_BxNxCW].add(
+          has_keys_BxNxCxW.reshape(batch, heads, -1).astype(jnp.float32))
   out_BxNxTxH = total_BxNxTxH / jnp.maximum(count_BxNxT, 1.0)[..., None]
   return jnp.swapaxes(out_BxNxTxH, 1, 2).astype(q.dtype)
