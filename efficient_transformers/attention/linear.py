@@ -166,9 +166,18 @@ def _linear(q, k, v, mask, *, causal, phi, chunk_size, eps):
     num, den = causal_linear_attention(phi_q, phi_k, v_, chunk_size=chunk_size)
     num, den = num[:, offset:], den[:, offset:]
   else:
-    kv_NxMxD = jnp.einsum("bknm,bknd->bnmd", phi_k, v.astype(jnp.float32))
-    num = jnp.einsum("bqnm,bnmd->bqnd", phi_q, kv_NxMxD)
-    den = jnp.einsum("bqnm,bnm->bqn", phi_q, phi_k.sum(1))
+    # Heads first ([B, N, L, .]: batch axes leading, as the matmuls want them,
+    # so XLA inserts no transposes around each einsum), and the normaliser as
+    # one more column of V: phi(K)^T [V, 1] gives S and z in one matmul, and
+    # phi(Q) [S, z] the numerator and the denominator in one more.
+    heads_first = lambda x: jnp.swapaxes(x, 1, 2)
+    v_BxNxKxD = heads_first(v.astype(jnp.float32))
+    v_BxNxKxD1 = jnp.concatenate(
+        [v_BxNxKxD, jnp.ones(v_BxNxKxD.shape[:-1] + (1,), jnp.float32)], -1)
+    kv_BxNxMxD1 = jnp.einsum("bnkm,bnkd->bnmd", heads_first(phi_k), v_BxNxKxD1)
+    out_BxNxQxD1 = jnp.einsum("bnqm,bnmd->bnqd", heads_first(phi_q), kv_BxNxMxD1)
+    num = heads_first(out_BxNxQxD1[..., :-1])
+    den = heads_first(out_BxNxQxD1[..., -1])
   return (num / (den[..., None] + eps)).astype(q.dtype)
 
 
