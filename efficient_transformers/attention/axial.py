@@ -18,7 +18,10 @@ Complexity: O(n * height * head_dim) (axis 0) or O(n * width * head_dim)
   square grid.
 Exact: yes (equals dense with `axial_pattern`). Self-attention only.
 Options:
-  shape: (height, width); required, height * width == sequence length.
+  shape: (height, width) with height * width == sequence length; default
+    None: `grid(length)`, the near-square grid (height <= width) of the
+    sequence (2000 -> 40 x 50, 784 -> 28 x 28); a length with no grid but
+    1 x length (a prime) needs an explicit shape.
   axis: 0 (columns) or 1 (rows); default 1.
   impl: "xla" (default) or "pallas" (the block-sparse kernel over the
     pattern, attention/block_sparse.py; with axis=0 every raster-order tile
@@ -27,15 +30,29 @@ Options:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from efficient_transformers.attention import block_sparse, blocked
 from efficient_transformers.attention.shapes import check_qkv
 
 
+def grid(length: int) -> tuple[int, int]:
+  """The near-square (height, width), height <= width, with height * width ==
+  length: the default `shape` of a sequence of `length` positions."""
+  height = max(1, math.isqrt(length))
+  while length % height:
+    height -= 1
+  return height, length // height
+
+
 def _check_options(length, shape, axis):
   if shape is None:
-    raise ValueError("axial needs shape=(height, width)")
+    shape = grid(length)
+    if shape[0] == 1 and length > 3:
+      raise ValueError(f"axial: length {length} has no 2-D grid but 1 x {length};"
+                       " pass shape=(height, width)")
   height, width = (int(s) for s in shape)
   if height * width != length:
     raise ValueError(f"axial: length {length} != height * width of shape {shape}")

@@ -61,6 +61,15 @@ FUNNEL_DEFAULTS = {"block_sizes": None, "stride": 2, "pooling": "mean",
                    "separate_cls": True}
 
 
+def split_layers(num_layers: int, stages: int = 2) -> tuple[int, ...]:
+  """block_sizes cutting num_layers into min(stages, num_layers) near-equal
+  stages, the later (shorter, cheaper) stages taking the remainder: 4 -> (2, 2),
+  3 -> (1, 2), 1 -> (1,) (one stage: no pooling)."""
+  stages = max(1, min(stages, num_layers))
+  return tuple(num_layers // stages + (i >= stages - num_layers % stages)
+               for i in range(stages))
+
+
 def funnel_options(funnel: Mapping[str, Any] | None, *, num_layers: int,
                    causal: bool = False) -> dict[str, Any] | None:
   """`config.model.funnel` (dict, ConfigDict or None) -> checked options or None."""

@@ -1,6 +1,7 @@
 """`axial` (Axial Transformer row/column attention) in the shared base."""
 
 import functools
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,9 @@ from tests.attention.attention_contract import (AttentionContract, check_causal_
                                 check_matches_reference, random_padding,
                                 random_qkv)
 from efficient_transformers import attention
+
+# The module (attention.axial is the function).
+axial_module = importlib.import_module("efficient_transformers.attention.axial")
 
 GRID_SHAPES = [(2, 16, 16, 2, 8), (1, 24, 24, 3, 4)]  # 4x4, and 6x4 / 4x6
 
@@ -60,3 +64,22 @@ def test_rejects_bad_shape_and_axis():
     attention.axial(q, k, v, shape=(3, 5))
   with pytest.raises(ValueError, match="axis"):
     attention.axial(q, k, v, shape=(3, 4), axis=2)
+
+
+@pytest.mark.parametrize("length, expected", [(128, (8, 16)), (196, (14, 14)), (784, (28, 28)),
+                                              (1000, (25, 40)), (2000, (40, 50)),
+                                              (4000, (50, 80)), (16384, (128, 128))])
+def test_default_shape_is_the_near_square_grid(length, expected):
+  assert axial_module.grid(length) == expected
+
+
+def test_shape_none_is_the_grid_of_the_sequence():
+  q, k, v = random_qkv(0, 1, 12, 12, 2, 4)
+  for axis in (0, 1):
+    np.testing.assert_array_equal(attention.axial(q, k, v, axis=axis),
+                                  attention.axial(q, k, v, shape=(3, 4), axis=axis))
+  np.testing.assert_array_equal(attention.pattern("axial", 12, 12),
+                                attention.pattern("axial", 12, 12, shape=(3, 4)))
+  q, k, v = random_qkv(0, 1, 13, 13, 1, 4)
+  with pytest.raises(ValueError, match="1 x 13"):
+    attention.axial(q, k, v)

@@ -100,3 +100,9 @@ def test_errors():
                        rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="funnel: attention 'local' failed in layer 1"):
     jax.eval_shape(lambda t: model(t, deterministic=True), jnp.ones((1, 8), jnp.int32))
+
+
+@pytest.mark.parametrize("num_layers, stages, expected", [
+    (4, 2, (2, 2)), (3, 2, (1, 2)), (1, 2, (1,)), (5, 3, (1, 2, 2)), (12, 2, (6, 6))])
+def test_split_layers(num_layers, stages, expected):
+  assert funnel_lib.split_layers(num_layers, stages) == expected
