@@ -16,7 +16,7 @@ Offline, small (2 layers of 64; segments, memory and compressed memory of 128):
   python train.py --config=configs/compressive_lm.py:quick --workdir=workdirs/compressive_quick
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -1,8 +1,8 @@
 r"""Linear Transformer (Katharopoulos et al. 2020, elu+1 feature map) on LRA ListOps.
 
 Options: phi = elu + 1 (the paper's); padding is masked (the LRA code ignored
-it).
-The rest is the LRA ListOps Transformer setup (configs/presets.py).
+it). The rest is the LRA ListOps Transformer setup
+(efficient_transformers/presets.py).
 Expected test accuracy: 16.13 (LRA paper, Table 1).
 
   python train.py --config=configs/linear_listops.py --workdir=workdirs/linear_listops \
@@ -13,7 +13,7 @@ Offline, small (generated data, length <= 128):
   python train.py --config=configs/linear_listops.py:quick --workdir=workdirs/quick_linear
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

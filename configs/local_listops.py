@@ -2,7 +2,7 @@ r"""Local Attention (Liu et al. 2018 block attention; LRA's "Local Attention") o
 
 Options: non-overlapping blocks of 50 tokens, LRA's default block_size
 (lra_benchmarks/models/local/local.py; the ListOps config sets none). The rest
-is the LRA ListOps Transformer setup (configs/presets.py).
+is the LRA ListOps Transformer setup (efficient_transformers/presets.py).
 Expected test accuracy: 15.82 (LRA paper, Table 1).
 
   python train.py --config=configs/local_listops.py --workdir=workdirs/local_listops \
@@ -13,7 +13,7 @@ Offline, small (generated data, length <= 128):
   python train.py --config=configs/local_listops.py:quick --workdir=workdirs/quick_local
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

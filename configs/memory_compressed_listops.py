@@ -4,7 +4,7 @@ Options: layers alternate local attention over blocks of 256 (t2t
 attention_loc_block_length) and memory-compressed attention with compression
 3 (the paper's and t2t's attention_red_factor), as the paper's "LMLML" mix;
 the compression convolution is learned per head. The rest is the LRA ListOps
-Transformer setup (configs/presets.py).
+Transformer setup (efficient_transformers/presets.py).
 Expected test accuracy: none published (not in the LRA paper).
 
   python train.py --config=configs/memory_compressed_listops.py \
@@ -17,7 +17,7 @@ Offline, small (generated data, length <= 128):
       --workdir=workdirs/quick_memory_compressed
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -1,11 +1,11 @@
 r"""Set Transformer (Lee et al. 2019: induced set attention + PMA pooling) on LRA ListOps.
 
-Options (configs/presets.py, "set_transformer"): every layer's attention is
-ISAB through m = 32 learned inducing points per layer (`num_inducing`, the
-official code's num_inds; attention/isab.py, O(L * m)), and the classifier
-pools with PMA, one seed (`pooling="pma"`, `pma_seeds=1`; the paper's
-classification decoder, models/set_transformer.PMA). The rest is the LRA
-ListOps Transformer setup. Expected test accuracy: none published (the
+Options (efficient_transformers/presets.py, "set_transformer"): every layer's
+attention is ISAB through m = 32 learned inducing points per layer
+(`num_inducing`, the official code's num_inds; attention/isab.py, O(L * m)),
+and the classifier pools with PMA, one seed (`pooling="pma"`, `pma_seeds=1`;
+the paper's classification decoder, models/set_transformer.PMA). The rest is
+the LRA ListOps Transformer setup. Expected test accuracy: none published (the
 Set Transformer is not in the LRA paper's Table 1).
 
   python train.py --config=configs/set_transformer_listops.py --workdir=workdirs/set_transformer_listops \
@@ -16,7 +16,7 @@ Offline, small (generated data, length <= 128):
   python train.py --config=configs/set_transformer_listops.py:quick --workdir=workdirs/quick_set_transformer
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -6,7 +6,7 @@ block, merged in every head, as LRA's Sparse Transformer
 Fixed2Pattern(block_size=50, c=10)); attention `strided`, options stride 50,
 pattern "fixed", num_summary 10, heads "combined". LRA's Fixed2 marks c + 1
 positions per block, ours the last c (see attention/strided.py). The rest is
-the LRA ListOps Transformer setup (configs/presets.py).
+the LRA ListOps Transformer setup (efficient_transformers/presets.py).
 Expected test accuracy: 17.07 (LRA paper, Table 1, "Sparse Trans.").
 
   python train.py --config=configs/sparse_listops.py --workdir=workdirs/sparse_listops \
@@ -17,7 +17,7 @@ Offline, small (generated data, length <= 128):
   python train.py --config=configs/sparse_listops.py:quick --workdir=workdirs/quick_sparse
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -23,7 +23,7 @@ task (its numbers are not comparable with LRA's):
   python train.py --config=configs/transformer_image.py:quick --workdir=workdirs/quick_image
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -13,7 +13,7 @@ Offline, small, about 5 minutes on 2 CPU cores (generated data, length <= 128):
   python train.py --config=configs/transformer_listops.py:quick --workdir=workdirs/quick
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -27,7 +27,7 @@ run to the end):
   python train.py --config=configs/transformer_pathfinder.py:quick --workdir=workdirs/quick_pathfinder
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -17,7 +17,7 @@ shows that the pipeline runs at this length (it does not learn):
   python train.py --config=configs/transformer_pathx.py:quick --workdir=workdirs/quick_pathx
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

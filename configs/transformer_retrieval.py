@@ -16,7 +16,7 @@ There is no offline source: the quick variant (2 small layers, 1000 bytes per
 document) still needs the AAN files (same --config.data.data_dir).
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -22,7 +22,7 @@ IMDB train reviews (split 80/10/10, NOT IMDB's test set), 256 bytes:
   python train.py --config=configs/transformer_text.py:quick --workdir=workdirs/quick_text
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -18,7 +18,7 @@ Offline, small (2 layers of 64, segments of 128, memory 128 in training and
   python train.py --config=configs/transformer_xl_lm.py:quick --workdir=workdirs/txl_quick
 """
 
-from configs import presets
+from efficient_transformers import presets
 
 
 def get_config(arg=None):

@@ -6,7 +6,7 @@ r"""Speed and memory of every model, on any backend: LRA's Table 2 and beyond.
   python scripts/benchmark.py --mode=kernel --out=docs/benchmarks/kernel_gpu
 
 Modes:
-  train   for each model (configs/presets.py MODELS + benchmarking/train.py
+  train   for each model (efficient_transformers/presets.py MODELS + benchmarking/train.py
           EXTRA_MODELS) and length: one training step (AdamW, dropout; batch 32
           and the LRA text model unless --batch / --num_layers / ... say
           otherwise): steps/s and peak memory, relative to --baseline (LRA's
@@ -32,14 +32,9 @@ the tables and the exponents of time and memory against length fitted on the
 --fit lengths (2K-16K): about 2 for quadratic mechanisms, 1 for linear ones.
 """
 
-import os
-import sys
-
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from efficient_transformers.benchmarking import kernel
 from efficient_transformers.benchmarking import measure
 from efficient_transformers.benchmarking import report

@@ -1,8 +1,9 @@
 r"""Runs the next entries of the GPU queue inside a time budget, and packs the results.
 
-On the device machine (docs/gpu.md has the exact `run` call):
+On the device machine (docs/gpu.md has the exact `run` call; the checkout is
+not installed there, hence PYTHONPATH):
 
-  python3 scripts/gpu_queue.py --budget_s=530 --out=$OUT
+  PYTHONPATH=. python3 scripts/gpu_queue.py --budget_s=530 --out=$OUT
 
 runs the pending entries of scripts/gpu_queue.json in order, each as a
 subprocess with its own log: an entry starts only if its estimate fits in
@@ -22,7 +23,7 @@ Other modes:
   --tiny              the same machinery at toy sizes on CPU (one entry of each
                       kind, statuses ignored, queue untouched): the CI smoke run
   --only=ID,...       just these entries (any status)
-  --write_queue       rebuild the queue from configs/presets.py, keeping
+  --write_queue       rebuild the queue from efficient_transformers/presets.py, keeping
                       statuses; --flops also fills flops_per_step (minutes)
   --list              print the queue with statuses and estimates
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import signal
@@ -43,13 +45,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-sys.path.insert(0, ROOT)
+import gpu_queue_entries as qe
+import gpu_queue_estimate as est
+import gpu_queue_pack as pack
 
-import gpu_queue_entries as qe  # noqa: E402
-import gpu_queue_estimate as est  # noqa: E402
-import gpu_queue_pack as pack  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUEUE = os.path.join(ROOT, "scripts", "gpu_queue.json")
 CARRY = os.path.join(ROOT, "gpu_carry")
@@ -366,6 +366,10 @@ def main(argv=None) -> int:
     return 0
   if args.budget_s is None or not args.out:
     parser.error("give --budget_s and --out (or set $OUT)")
+  if importlib.util.find_spec("efficient_transformers") is None:
+    parser.error("efficient_transformers is not importable (estimates read the presets):"
+                 " pip install -e . here, or on a bare device machine run with PYTHONPATH=."
+                 " (docs/gpu.md)")
   args.parallel = args.parallel or (1 if args.tiny else 4)
   if args.pack_margin_s is None:
     args.pack_margin_s = 3.0 if args.tiny else 20.0

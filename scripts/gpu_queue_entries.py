@@ -19,7 +19,7 @@ the background). `command` runs `argv` as given (placeholders {python},
 
 `command(entry, ctx)` gives the argv and extra environment of an entry, at
 full size or, with ctx.tiny, at toy sizes on CPU (seconds: the CI smoke run).
-`write_queue(old)` builds the queue from configs/presets.py, keeping the
+`write_queue(old)` builds the queue from efficient_transformers/presets.py, keeping the
 status and results of entries that already exist.
 """
 
@@ -28,10 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 KINDS = ("env", "data", "tests", "bench_kernels", "bench_dense", "bench_train", "train",
          "command")
@@ -179,8 +175,6 @@ def _train_entry(model: str, task: str, seed: int, arg: str | None) -> dict:
       entry["data_source"] = "generated (lra/listops.py, the quick config's sizes)"
     return entry
   entry["set"] = (OFFLINE_DATA.get(task, []) + FULL_SETTINGS + MODEL_SETTINGS.get(model, []))
-  if model == "axial" and task == "image":  # the stand-in's 28 x 28 grid
-    entry["set"].append("model.attention_kw.shape=(28,28)")
   if task in ("listops", "pathfinder"):
     entry["needs"] = [f"data_{task}"]
   if task == "retrieval":
@@ -191,7 +185,7 @@ def _train_entry(model: str, task: str, seed: int, arg: str | None) -> dict:
 
 def entries() -> list[dict]:
   """Every entry of the queue, in the issue's order (statuses pending)."""
-  from configs import presets  # pylint: disable=import-outside-toplevel
+  from efficient_transformers import presets  # pylint: disable=import-outside-toplevel
   from efficient_transformers.benchmarking import train as bench_train  # pylint: disable=import-outside-toplevel
   classifiers = [m for m in presets.MODELS if "listops" in presets.tasks_of(m)]
   out = [{"id": "env", "kind": "env", "estimate_s": 30,
@@ -247,14 +241,12 @@ def train_flops(entry: dict) -> float:
   from flax import nnx  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from configs import presets  # pylint: disable=import-outside-toplevel
   from efficient_transformers import models  # pylint: disable=import-outside-toplevel
   from efficient_transformers.training import steps  # pylint: disable=import-outside-toplevel
+  from efficient_transformers import presets  # pylint: disable=import-outside-toplevel
   from efficient_transformers.training.optimizer import make_optimizer  # pylint: disable=import-outside-toplevel
   config = presets.make(entry["model"], entry["task"])
   length = 784 if entry["task"] == "image" else config.data.max_length
-  if config.model.attention == "axial":
-    config.model.attention_kw.shape = presets.AXIAL_GRIDS.get(length, (28, 28))
   model = models.build(config.model, head="classifier", vocab_size=260, num_classes=10,
                        max_length=length, rngs=nnx.Rngs(params=0))
   tx = make_optimizer(config.train)

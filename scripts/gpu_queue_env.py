@@ -150,7 +150,7 @@ def env_step(work: str, carry: str) -> int:
 
 def prepare_data(task: str, work: str, *, tiny: bool = False) -> int:
   import ast  # pylint: disable=import-outside-toplevel
-  from configs import presets  # pylint: disable=import-outside-toplevel
+  from efficient_transformers import presets  # pylint: disable=import-outside-toplevel
   from efficient_transformers.training import loop  # pylint: disable=import-outside-toplevel
   import gpu_queue_entries as qe  # pylint: disable=import-outside-toplevel
   config = presets.make("transformer", task)

@@ -92,7 +92,7 @@ class Calibration:
 
 
 def _train_sizes(entry: dict) -> dict:
-  from configs import presets  # pylint: disable=import-outside-toplevel
+  from efficient_transformers import presets  # pylint: disable=import-outside-toplevel
   from gpu_queue_entries import EVAL_EXAMPLES  # pylint: disable=import-outside-toplevel
   config = presets.make(entry["model"], entry["task"], entry.get("arg"))
   train = config.train

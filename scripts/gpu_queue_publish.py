@@ -55,7 +55,7 @@ def _bench_train_report(reports: list[dict]) -> dict | None:
 
 
 def _runs_table(runs: list[dict]) -> list[str]:
-  from configs import published  # pylint: disable=import-outside-toplevel
+  from efficient_transformers import published  # pylint: disable=import-outside-toplevel
   lines = ["| run | data | test acc. | val acc. | LRA paper | steps/s | wall (s) | "
            "estimate (s) | settings |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
   for r in sorted(runs, key=lambda r: r["id"]):

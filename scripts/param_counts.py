@@ -9,16 +9,12 @@ count and ratio, marking those outside 10%, and writes the markdown table.
 
 from __future__ import annotations
 
-import os
-import sys
-
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from configs import published, presets  # noqa: E402
-from efficient_transformers.training.model_summary import parameter_report  # noqa: E402
+from efficient_transformers import presets
+from efficient_transformers import published
+from efficient_transformers.training.model_summary import parameter_report
 
 _OUT = flags.DEFINE_string("out", "docs/param_counts.md", "Markdown output.")
 _TASKS = flags.DEFINE_list("tasks", list(published.LRA_TASKS), "Tasks.")

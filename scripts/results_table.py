@@ -20,15 +20,12 @@ import collections
 import glob
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from configs import published  # noqa: E402
+from efficient_transformers import published
 
 _ROOT = flags.DEFINE_string("root", None, "Sweep root (scripts/sweep.py --root).")
 _OUT = flags.DEFINE_string("out", None, "Markdown output (default ROOT/results.md).")

@@ -16,8 +16,8 @@ a failed run is reported and the sweep goes on (exit status 1 at the end).
                      cluster scheduler (e.g. `... | xargs -P 4 -I{} sh -c {}`,
                      or one line per job array task), and runs nothing.
 
-`--models=all` / `--tasks=all` take every preset (configs/presets.py) and every
-task it has configs for. Then: python scripts/results_table.py --root=ROOT.
+`--models=all` / `--tasks=all` take every preset
+(efficient_transformers/presets.py) and every task it has configs for. Then: python scripts/results_table.py --root=ROOT.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import time
 from absl import app
 from absl import flags
 
-ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT_DIR)
+from efficient_transformers import presets
 
-from configs import presets  # noqa: E402
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _ROOT = flags.DEFINE_string("root", None, "Sweep directory: one workdir per run.")
 _MODELS = flags.DEFINE_list("models", ["transformer"], "Model presets, or 'all'.")

@@ -1,9 +1,12 @@
 """Train mode: a full training step of LRA's text classification model (LRA Table 2).
 
-Each model is `configs.presets.make(model, "text")` (the LRA text task's model
-size: 4 layers, emb 256, MLP 1024, 4 heads; batch 32, byte-level vocabulary of
-257, 2 classes) with `data.max_length` set to the benchmarked length and any
-size overridden by the caller. The step is `training.steps.train_step` (AdamW,
+Each model is `presets.make(model, "text", overrides=...)` (the LRA text task's
+model size: 4 layers, emb 256, MLP 1024, 4 heads; batch 32, byte-level
+vocabulary of 257, 2 classes) with `data.max_length` set to the benchmarked
+length and any size overridden by the caller; options derived from the sizes
+are the presets' own (axial's grid from the length, in attention/axial.py;
+Funnel's stages and BigBird's per-layer seeds from num_layers, in
+presets.MODEL_FITS). The step is `training.steps.train_step` (AdamW,
 dropout on, gradients of every parameter; compute dtype float32 or bfloat16)
 on random tokens (no padding), its state from `steps.create_train_state`,
 jitted with the state donated as in the training loop.
@@ -11,25 +14,22 @@ jitted with the state donated as in the training loop.
 Models: every classifier preset of `presets.MODELS` (language-model presets
 such as Transformer-XL have no text-classification form and are left out),
 plus `EXTRA_MODELS` (variants that only the benchmark needs, e.g. LRA's
-quadratic Transformer). `LENGTH_OVERRIDES` adapts a preset to a length where an
-option depends on it (axial's grid); a Funnel preset's stages are re-cut when
-num_layers is overridden. A preset that fails is recorded as an error, not
+quadratic Transformer). A preset that fails is recorded as an error, not
 raised.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 from flax import nnx
 import jax
 import jax.numpy as jnp
 
-from configs import presets
 from efficient_transformers import models
+from efficient_transformers import presets
 from efficient_transformers.benchmarking import measure
-from efficient_transformers.benchmarking.kernel import grid
 from efficient_transformers.training import steps
 from efficient_transformers.training.optimizer import make_optimizer
 from lra import text
@@ -42,10 +42,6 @@ EXTRA_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     # "xla"); the "transformer" preset is exact too but chunked, O(n) memory.
     "transformer_xla": ("transformer", {"attention_kw": {"impl": "xla"}}),
 }
-# preset -> length -> model config overrides.
-LENGTH_OVERRIDES: dict[str, Callable[[int], dict[str, Any]]] = {
-    "axial": lambda length: {"attention_kw": {"shape": grid(length)}},  # mean pooling
-}
 BASELINE = "transformer_xla"
 SIZE_KEYS = ("num_layers", "emb_dim", "qkv_dim", "mlp_dim", "num_heads")
 
@@ -56,39 +52,21 @@ def default_models() -> list[str]:
                                if preset.get("head", HEAD) == HEAD]
 
 
-def _split_layers(num_layers: int, stages: int) -> tuple[int, ...]:
-  """num_layers cut into min(stages, num_layers) near-equal stages."""
-  stages = min(stages, num_layers)
-  return tuple(num_layers // stages + (i < num_layers % stages) for i in range(stages))
-
-
 def make_config(name: str, length: int, *, batch_size: int | None = None, **sizes):
   """The text config of model `name` at `length`, with sizes overridden."""
   preset, overrides = EXTRA_MODELS.get(name, (name, {}))
   if name not in default_models():
     raise ValueError(f"unknown model {name!r} (language models are not benchmarked"
                      f" on the text task); valid: {', '.join(default_models())}")
-  config = presets.make(preset, TASK)
-  config.data.max_length = length
-  for key, value in {**overrides,
-                     **LENGTH_OVERRIDES.get(preset, lambda n: {})(length)}.items():
-    if isinstance(value, dict):
-      config.model[key] = {**dict(config.model.get(key) or {}), **value}
-    else:
-      config.model[key] = value
-  for key, value in sizes.items():
+  for key in sizes:
     if key not in SIZE_KEYS:
       raise ValueError(f"unknown model size {key!r}; valid: {', '.join(SIZE_KEYS)}")
-    if value is not None:
-      config.model[key] = value
+  model = {**overrides, **{k: v for k, v in sizes.items() if v is not None}}
   if sizes.get("emb_dim") is not None and sizes.get("qkv_dim") is None:
-    config.model.qkv_dim = sizes["emb_dim"]
-  funnel = config.model.get("funnel")
-  if sizes.get("num_layers") is not None and funnel and funnel.get("block_sizes"):
-    funnel.block_sizes = _split_layers(sizes["num_layers"], len(funnel.block_sizes))
-  if batch_size is not None:
-    config.train.batch_size = batch_size
-  return config
+    model["qkv_dim"] = sizes["emb_dim"]
+  train = {} if batch_size is None else {"batch_size": batch_size}
+  return presets.make(preset, TASK, overrides={"data": {"max_length": length},
+                                               "model": model, "train": train})
 
 
 def random_batch(batch_size: int, length: int, seed: int = 0) -> dict[str, jax.Array]:
@@ -128,7 +106,7 @@ def measure_one(name: str, length: int, *, repeats: int, memory_limit_gb: float,
                          memory_limit_gb=memory_limit_gb, isolated=isolated)
   except Exception as e:  # noqa: BLE001 -- one model's failure is data
     hint = ("; if the preset needs adapting to the length or sizes, see"
-            " benchmarking/train.py LENGTH_OVERRIDES")
+            " presets.MODEL_FITS")
     return {**record, "status": "error",
             "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{hint}"}
   record.update(result)
@@ -137,5 +115,5 @@ def measure_one(name: str, length: int, *, repeats: int, memory_limit_gb: float,
   return record
 
 
-__all__ = ["BASELINE", "EXTRA_MODELS", "LENGTH_OVERRIDES", "default_models", "make_config",
-           "measure_one", "random_batch"]
+__all__ = ["BASELINE", "EXTRA_MODELS", "default_models", "make_config", "measure_one",
+           "random_batch"]

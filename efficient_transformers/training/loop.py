@@ -341,7 +341,7 @@ def _train(config, state, meta, graphdef, tx, schedule, head, splits, stages, ch
                splits["val"].majority_class_rate(), splits["test"].majority_class_rate())
   results = {
       "task": config.task,
-      "model": config.get("model_name"),  # the preset (configs/presets.py)
+      "model": config.get("model_name"),  # the preset (efficient_transformers/presets.py)
       "attention": config.model.attention,
       "seed": config.seed,
       "best_step": meta["best_step"],

@@ -38,7 +38,7 @@ def abstract_model(config) -> nnx.Module:
 def parameter_report(make_config, model_names, tasks) -> list[dict]:
   """One record per (model, task): num_params and its ratio to the Transformer's.
 
-  `make_config(model, task)` returns the config (e.g. configs.presets.make).
+  `make_config(model, task)` returns the config (e.g. presets.make).
   """
   records = []
   for task in tasks:

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from configs import presets
+from efficient_transformers import presets
 
 CONFIGS = sorted(p for p in pathlib.Path(__file__).resolve().parents[2].glob("configs/*_*.py")
                  if not p.name.startswith("_"))
@@ -59,3 +59,29 @@ def test_bigbird_has_one_random_seed_per_layer(task, arg):
   model = presets.make("bigbird", task, arg).model
   assert [dict(o) for o in model.layer_overrides] == [
       {"rng": layer} for layer in range(model.num_layers)]
+
+
+def test_options_derived_from_sizes_follow_overrides():
+  """presets.MODEL_FITS run after `overrides`: the benchmark's sizes re-derive
+  them (no stale copy: 3 layers get 3 BigBird seeds and Funnel stages of 3)."""
+  sizes = {"data": {"max_length": 4096}, "model": {"num_layers": 3}}
+  bigbird = presets.make("bigbird", "text", overrides=sizes).model
+  assert [dict(o) for o in bigbird.layer_overrides] == [{"rng": i} for i in range(3)]
+  assert presets.make("funnel", "text", overrides=sizes).model.funnel.block_sizes == (1, 2)
+  xl = presets.make("transformer_xl", "lm", overrides={"data": {"max_length": 256}})
+  assert (xl.model.mem_len, xl.model.eval_mem_len) == (256, 1024)
+  xl.train.batch_size = 8  # one batch size: data layout, memory rows, evaluation
+  assert (xl.model.batch_size, xl.train.eval_batch_size, xl.data.options.batch_size) == (8,) * 3
+
+
+def test_axial_grid_is_left_to_the_sequence():
+  """shape None: the mechanism uses the near-square grid of the sequence it
+  sees, so --config.data.max_length=784 needs no matching shape."""
+  for task in ("listops", "image"):
+    assert presets.make("axial", task).model.attention_kw.shape is None
+
+
+def test_quick_model_overrides():
+  assert presets.make("reformer", "listops", "quick").model.attention_kw.chunk_size == 16
+  assert presets.make("reformer", "text", "quick").model.attention_kw.chunk_size == 200
+  assert presets.make("sinkhorn", "listops", "quick").model.attention_kw.block_size == 16

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from configs import presets
+from efficient_transformers import presets
 from efficient_transformers import models
 from efficient_transformers.training.model_summary import abstract_model, head_of
 

@@ -1,6 +1,6 @@
 """Parameter counts against the Transformer's (LRA's 10% rule), without memory."""
 
-from configs import presets
+from efficient_transformers import presets
 from efficient_transformers.training.model_summary import parameter_report
 
 

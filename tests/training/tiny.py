@@ -1,6 +1,6 @@
 """A tiny ListOps run (seconds on CPU) shared by the training tests."""
 
-from configs import presets
+from efficient_transformers import presets
 
 OVERRIDES = {
     "data.max_length": 40, "data.num_train_examples": 96,

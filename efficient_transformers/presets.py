@@ -3,17 +3,24 @@
 TASKS holds LRA's released hyperparameters per task
 (google-research/long-range-arena@cd31e5c, lra_benchmarks/<task>/configs/);
 MODELS holds each model's attention and its options. QUICK holds, per task, the
-overrides of `get_config("quick")`: a small offline run for this CPU.
+overrides of `get_config("quick")`: a small offline run for this CPU (and
+QUICK_MODELS the few model options that its lengths need changed).
+MODEL_FITS and TASK_FITS hold the options a preset derives from the task's
+sizes (Funnel stages, Transformer-XL memory, one BigBird seed per layer, tied
+batch sizes); `make` applies them last, after any `overrides`, so that a caller
+changing the sizes (the benchmark) gets them re-derived rather than stale.
 See shared notes in docs/ and the config files' docstrings for sources.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any, Callable
 
 from ml_collections import config_dict
 
 from efficient_transformers.attention import PATTERNS
+from efficient_transformers.models import funnel
 
 TASKS = {
     "listops": {
@@ -117,9 +124,9 @@ TASKS = {
         # (kimiyoung/transformer-xl, pytorch/run_enwik8_base.sh): 12 layers,
         # d 512, 8 heads, d_inner 2048, segments (tgt_len) of 512, batch 22,
         # Adam lr 2.5e-4, cosine decay, no warmup, clip 0.25, 400k steps.
-        # make() ties train.batch_size, train.eval_batch_size,
-        # data.options.batch_size and model.batch_size: one value lays out the
-        # stream, the memory and the batches.
+        # make() ties train.eval_batch_size and data.options.batch_size (and
+        # the recurrent models' model.batch_size) to train.batch_size: one
+        # value lays out the stream, the memory and the batches (TASK_FITS).
         "data": {"source": "movie_reviews", "max_length": 512, "options": {"seed": 0}},
         "model": {"num_layers": 12, "emb_dim": 512, "qkv_dim": 512, "mlp_dim": 2048,
                   "num_heads": 8, "dropout_rate": 0.1},
@@ -230,6 +237,16 @@ QUICK = {
     },
 }
 
+# (model, task) -> the quick run's model overrides, where the quick length
+# needs a model's options changed.
+QUICK_MODELS = {
+    # 128 tokens + CLS: chunks of 200 would be one chunk; ~8 chunks of 16 and
+    # 8 buckets instead.
+    ("reformer", "listops"): {"attention_kw": {"chunk_size": 16, "num_buckets": 8}},
+    # Blocks of 16: 9 blocks of the 129 tokens.
+    ("sinkhorn", "listops"): {"attention_kw": {"block_size": 16}},
+}
+
 MODELS = {
     # Vaswani et al. 2017: full softmax attention, LRA's "Transformer" row.
     # impl "chunked" is exact and O(L) in memory; "xla" is the quadratic form,
@@ -251,7 +268,7 @@ MODELS = {
                    "attention_kw": {"window": 256, "dilation": 1, "num_global": 1}},
     # Zaheer et al. 2020, ITC: LRA's BigBird uses blocks of 64; window 3, one
     # global block at each end, 3 random blocks (HF/official defaults). One
-    # fixed random seed per layer, as the official code (PER_LAYER_SEEDS).
+    # fixed random seed per layer, as the official code (MODEL_FITS).
     "bigbird": {"attention": "bigbird",
                 "attention_kw": {"block_size": 64, "num_window_blocks": 3,
                                  "num_global_blocks": 1, "num_random_blocks": 3}},
@@ -263,9 +280,13 @@ MODELS = {
     "image_transformer": {"attention": "image_local_1d",
               "attention_kw": {"query_block_size": 256, "memory_flange": 128}},
     # Ho et al. 2019: columns and rows alternate across layers; the grid must
-    # be the sequence (mean pooling, no CLS): make() sets it from the task's
-    # length (AXIAL_GRIDS, e.g. ListOps 2000 = 40 x 50).
-    "axial": {"attention": "axial", "attention_kw": {},
+    # be the sequence (mean pooling, no CLS). shape None: the near-square grid
+    # of the sequence the layer sees (attention/axial.py grid: ListOps 2000 =
+    # 40 x 50, 28 x 28 images = 28 x 28), so that --config.data.max_length
+    # needs no matching shape; --config.model.attention_kw.shape='(h, w)'
+    # sets one.
+    "axial": {"attention": "axial",
+              "attention_kw": {"shape": config_dict.placeholder(tuple)},
               "layer_overrides": ({"axis": 0}, {"axis": 1}), "pooling": "mean"},
     # Liu et al. 2018 (T-DMCA): local blocks (t2t attention_loc_block_length
     # 256) alternate with memory-compressed layers (compression 3).
@@ -334,7 +355,7 @@ MODELS = {
                     "capacity_factor_eval": 2.0, "group_size": 1024,
                     "load_balance_weight": 0.01, "z_loss_weight": 0.001, "every": 2}},
     # Dai et al. 2020 (Funnel-Transformer) with dense attention: two stages
-    # (make() sets block_sizes to halves of num_layers: (2, 2) for LRA's 4
+    # (MODEL_FITS sets block_sizes to halves of num_layers: (2, 2) for LRA's 4
     # layers), mean pooling with stride 2 (the paper's pooling_size),
     # separate CLS. See models/funnel.py.
     "funnel": {"attention": "dense", "attention_kw": {"impl": "chunked"},
@@ -350,6 +371,8 @@ MODELS = {
     # positions, head "transformer_xl" (models/transformer_xl.py). Memory =
     # segment length in training (enwik8 base: tgt_len = mem_len = 512) and a
     # longer one at evaluation (the paper's enwik8 base evaluates with 2100).
+    # The memory sizes are for segments of 512 bytes; MODEL_FITS scales them
+    # to another segment length (the quick run's 128).
     "transformer_xl": {"head": "transformer_xl", "attention": "dense",
                        "attention_kw": {}, "position": "relative",
                        "mem_len": 512, "eval_mem_len": 2048},
@@ -397,8 +420,14 @@ def tasks_of(model: str) -> tuple[str, ...]:
   return tuple(task for task in TASKS if task != "lm")
 
 
-def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDict:
-  """The config of `model` on `task`; arg "quick" gives the small offline run."""
+def make(model: str, task: str, arg: str | None = None, *,
+         overrides: dict[str, Any] | None = None) -> config_dict.ConfigDict:
+  """The config of `model` on `task`; arg "quick" gives the small offline run.
+
+  `overrides` ({"data": {"max_length": 4096}, "model": {"num_layers": 2}, ...})
+  is merged last, before the options derived from the sizes (MODEL_FITS,
+  TASK_FITS) are set, so those follow it.
+  """
   if model not in MODELS:
     raise ValueError(f"unknown model preset {model!r}; valid: {sorted(MODELS)}")
   if task not in TASKS:
@@ -414,50 +443,64 @@ def make(model: str, task: str, arg: str | None = None) -> config_dict.ConfigDic
   values["train"] = _merge(TRAIN_DEFAULTS, values["train"])
   if arg == "quick":
     values = _merge(values, QUICK[task])
+    values = _merge(values, {"model": QUICK_MODELS.get((model, task), {})})
+  values = _merge(values, overrides or {})
   config = config_dict.ConfigDict({"seed": 0, "task": task, "model_name": model, **values})
   config.data.data_dir = config_dict.placeholder(str)
-  if task == "lm":  # One batch size: data layout, memory rows, train and eval.
-    batch_size = config.train.get_ref("batch_size")
-    config.train.eval_batch_size = batch_size
-    config.data.options.batch_size = batch_size
-    config.model.batch_size = batch_size
   if "grad_clip_norm" not in config.train:  # Path-X sets 1.0.
     config.train.grad_clip_norm = config_dict.placeholder(float)
-  _fit_model_to_task(config)
+  TASK_FITS.get(task, lambda config: None)(config)
+  MODEL_FITS.get(model, lambda config: None)(config)
   return config
 
 
-# Axial attention's grid must equal the sequence (mean pooling, no CLS token):
-# sequence length -> (rows, columns), for every task's full and quick length.
-AXIAL_GRIDS = {128: (8, 16), 196: (14, 14), 256: (16, 16), 1000: (25, 40),
-               1024: (32, 32), 2000: (40, 50), 4000: (50, 80), 16384: (128, 128)}
+# ----------------------------------------------- options derived from sizes
 
 
-# Model presets whose every layer draws its own fixed random pattern: the
-# attention option that make() sets to 0, 1, ... through layer_overrides, one
-# entry per layer of the task's (or quick run's) model.
-PER_LAYER_SEEDS = {"bigbird": "rng"}
+def _tie_batch_sizes(config) -> None:
+  """Task lm: one batch size lays out the stream (lra/byte_lm.py) and is the
+  evaluation batch (a reference: --config.train.batch_size moves all)."""
+  batch_size = config.train.get_ref("batch_size")
+  config.train.eval_batch_size = batch_size
+  config.data.options.batch_size = batch_size
 
 
-def _fit_model_to_task(config) -> None:
-  """Options that depend on the task's sizes rather than on the model alone."""
+def _per_layer_seeds(key: str) -> Callable[[Any], None]:
+  """Every layer draws its own fixed random pattern: option `key` = 0, 1, ...
+  through layer_overrides, one entry per layer of the task's (or quick run's)
+  model."""
+  def fit(config) -> None:
+    config.model.layer_overrides = tuple(
+        {key: layer} for layer in range(config.model.num_layers))
+  return fit
+
+
+def _funnel_stages(config) -> None:
+  """Two stages of equal depth (one stage, i.e. no pooling, for one layer)."""
+  if not config.model.funnel.get("block_sizes"):
+    config.model.funnel.block_sizes = funnel.split_layers(config.model.num_layers, 2)
+
+
+def _segment_recurrence(config) -> None:
+  """Transformer-XL and the Compressive Transformer: the memory has one row per
+  batch row (model.batch_size tied to train.batch_size), and MODELS' memory
+  sizes, set for segments of 512 bytes (Transformer-XL's enwik8 base), scale
+  with another segment length (the quick run's 128)."""
   model = config.model
-  if config.model_name in PER_LAYER_SEEDS:
-    key = PER_LAYER_SEEDS[config.model_name]
-    model.layer_overrides = tuple({key: layer} for layer in range(model.num_layers))
-  if model.attention == "axial" and "shape" not in model.attention_kw:
-    length = config.data.max_length
-    if length not in AXIAL_GRIDS:
-      raise ValueError(f"no axial grid for sequence length {length}; add one to"
-                       " configs/presets.py AXIAL_GRIDS or set config.model.attention_kw.shape")
-    model.attention_kw.shape = AXIAL_GRIDS[length]
-  if "funnel" in model and "block_sizes" not in model.funnel:
-    # Two stages of equal depth (one stage, i.e. no pooling, for one layer).
-    half = model.num_layers // 2
-    model.funnel.block_sizes = (half, model.num_layers - half) if half else (1,)
-  if model.get("head") == "transformer_xl" and config.data.max_length != 512:
-    # The memory sizes of MODELS are for segments of 512 bytes (Transformer-XL's
-    # enwik8 base); another segment length (the quick run's 128) scales them.
-    for key in ("mem_len", "eval_mem_len", "cmem_len"):
-      if model.get(key):
-        model[key] = model[key] * config.data.max_length // 512
+  model.batch_size = config.train.get_ref("batch_size")
+  length = config.data.max_length
+  for key in ("mem_len", "eval_mem_len", "cmem_len"):
+    if model.get(key):
+      model[key] = model[key] * length // 512
+
+
+# Per task and per model preset: the options derived from the task's (or the
+# caller's) sizes, set last by make().
+TASK_FITS: dict[str, Callable[[Any], None]] = {"lm": _tie_batch_sizes}
+MODEL_FITS: dict[str, Callable[[Any], None]] = {
+    "bigbird": _per_layer_seeds("rng"),
+    "funnel": _funnel_stages,
+    # Transformer-XL, the Compressive Transformer: every segment-recurrent preset.
+    **{name: _segment_recurrence for name, preset in MODELS.items()
+       if preset.get("head") == "transformer_xl"},
+}

@@ -1,1 +1,0 @@
-"""Experiment configs: one file per (model, task), built from `presets`."""
