@@ -27,98 +27,115 @@ same tile counts). Layouts are built on the host from `attention.pattern`,
 which materialises a bool [L, L] array (1 GB at 32K, several GB of temporaries
 for sliding_window): host time, not measured.
 
-Timing: compile excluded, one warm-up call, median of --repeats calls ended by
-block_until_ready. Errors (e.g. dense xla out of memory at 32K) are recorded.
-Writes <out_dir>/bench_kernels.json and .md (with date, device, jax version).
+Timing and memory: benchmarking/measure.py, as scripts/benchmark.py: compile
+excluded, one warm-up call, median of --repeats calls ended by
+block_until_ready; memory is XLA's compiled memory analysis, and a program
+predicted above --memory_limit_gb is recorded as OOM without being run (as is
+a real out-of-memory). Other errors are recorded too. Writes
+<out_dir>/bench_kernels.json and .md (with date, device, jax version) after
+every measurement.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import functools
 import json
 import os
-import statistics
-import time
 
+from absl import app
+from absl import flags
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from efficient_transformers import attention
+from efficient_transformers.benchmarking import measure
+from efficient_transformers.benchmarking import runner
 from efficient_transformers.kernels.block_layout import build_layout
 from efficient_transformers.kernels.block_sparse_attention import block_sparse_attention
 
 PATTERNS = ("dense_causal", "sliding_window", "bigbird")
 
+_LENGTHS = flags.DEFINE_list("lengths", ["4096", "8192", "16384", "32768"], "Lengths.")
+_HEAD_DIMS = flags.DEFINE_list("head_dims", ["64", "128"], "Features per head.")
+_PATTERNS = flags.DEFINE_list("patterns", list(PATTERNS), "Patterns.")
+_BATCH = flags.DEFINE_integer("batch", 1, "Batch size.")
+_HEADS = flags.DEFINE_integer("heads", 16, "Heads.")
+_BLOCK = flags.DEFINE_integer("block", 128, "Tile size of the block layout (and "
+                              "bigbird's block_size).")
+_WINDOW = flags.DEFINE_integer("window", 256, "sliding_window: keys on each side.")
+_DTYPE = flags.DEFINE_enum("dtype", "bfloat16", ["bfloat16", "float16", "float32"],
+                           "Input dtype.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls (median reported).")
+_MEMORY_LIMIT = flags.DEFINE_float(
+    "memory_limit_gb", None, "OOM above this predicted memory (GiB). Default: the "
+    "device's bytes_limit where reported, else half the host's RAM.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "bench_kernels_out", "Output folder.")
 
-def pattern_pairs(name, length, args):
+SETTINGS = ("lengths", "head_dims", "patterns", "batch", "heads", "block", "window",
+            "dtype", "repeats", "memory_limit_gb")
+
+
+def pattern_pairs(name: str, length: int, *, block: int, window: int):
   if name == "dense_causal":
     return attention.pattern("dense", length, length, causal=True)
   if name == "sliding_window":
-    return attention.pattern("sliding_window", length, length, window=args.window)
+    return attention.pattern("sliding_window", length, length, window=window)
   if name == "bigbird":
-    return attention.pattern("bigbird", length, length, block_size=args.block,
+    return attention.pattern("bigbird", length, length, block_size=block,
                              num_random_blocks=3, rng=0, heads=1)
   raise ValueError(f"unknown pattern {name!r}; valid: {', '.join(PATTERNS)}")
 
 
-def time_call(fn, *inputs, repeats):
-  jax.block_until_ready(fn(*inputs))  # compile + warm-up
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*inputs))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+def measure_impl(name, attend, inputs, flops, *, repeats, memory_limit_gb):
+  """Rows of `name`'s forward and forward+backward (measure.run each)."""
 
-
-def forward_and_backward(attend):
-  forward = jax.jit(attend)
-
-  @jax.jit
   def both(q, k, v, d_out):
     out, pullback = jax.vjp(attend, q, k, v)
     return out, pullback(d_out)
 
-  return forward, both
-
-
-def measure(name, attend, inputs, flops, repeats):
-  forward, both = forward_and_backward(attend)
   rows = []
-  for mode, fn, args, mode_flops in (("fwd", forward, inputs[:3], flops),
+  for mode, fn, args, mode_flops in (("fwd", attend, inputs[:3], flops),
                                      ("fwd+bwd", both, inputs, 3.5 * flops)):
+    row = {"impl": name, "mode": mode}
+    program = jax.jit(fn)
     try:
-      seconds = time_call(fn, *args, repeats=repeats)
-      rows.append({"impl": name, "mode": mode, "ms": 1e3 * seconds,
-                   "tflops": mode_flops / seconds / 1e12})
-    except Exception as error:  # noqa: BLE001 -- recorded, e.g. out of memory
-      rows.append({"impl": name, "mode": mode, "error": f"{type(error).__name__}: "
-                   f"{str(error).splitlines()[0][:200] if str(error) else ''}"})
+      result = measure.run(lambda: program.lower(*args), lambda c: c(*args),
+                           repeats=repeats, memory_limit_gb=memory_limit_gb)
+    except Exception as error:  # noqa: BLE001 -- recorded, not raised
+      text = str(error).splitlines()[0][:200] if str(error) else ""
+      rows.append({**row, "status": "error", "error": f"{type(error).__name__}: {text}"})
+      continue
+    row.update(result)
+    if result["status"] == "ok":
+      row.update(ms=1e3 * result["seconds"], tflops=mode_flops / result["seconds"] / 1e12)
+    else:
+      row["error"] = f"{result['status']}: {result['reason']}"
+    rows.append(row)
   return rows
 
 
-def bench_one(pattern, length, head_dim, args):
-  layout = build_layout(pattern_pairs(pattern, length, args), args.block, args.block)
-  dtype = jnp.dtype(args.dtype)
-  shape = (args.batch, length, args.heads, head_dim)
+def bench_one(pattern: str, length: int, head_dim: int, *, batch: int, heads: int,
+              block: int, window: int, dtype: str, repeats: int,
+              memory_limit_gb: float) -> list[dict]:
+  layout = build_layout(pattern_pairs(pattern, length, block=block, window=window),
+                        block, block)
+  shape = (batch, length, heads, head_dim)
   keys = jax.random.split(jax.random.key(0), 4)
-  inputs = tuple(jax.random.normal(key, shape, dtype) for key in keys)
+  inputs = tuple(jax.random.normal(key, shape, jnp.dtype(dtype)) for key in keys)
   causal = pattern == "dense_causal"
-  heads_factor = args.batch * args.heads // layout.heads
-  sparse_flops = 4.0 * layout.num_computed_blocks * args.block**2 * head_dim * heads_factor
-  dense_flops = 4.0 * args.batch * args.heads * length**2 * head_dim * (0.5 if causal else 1.0)
+  heads_factor = batch * heads // layout.heads
+  sparse_flops = 4.0 * layout.num_computed_blocks * block**2 * head_dim * heads_factor
+  dense_flops = 4.0 * batch * heads * length**2 * head_dim * (0.5 if causal else 1.0)
   base = {"pattern": pattern, "length": length, "head_dim": head_dim,
           "density": layout.density}
-  rows = measure("pallas", functools.partial(block_sparse_attention, layout=layout),
-                 inputs, sparse_flops, args.repeats)
+  limits = {"repeats": repeats, "memory_limit_gb": memory_limit_gb}
+  rows = measure_impl("pallas", functools.partial(block_sparse_attention, layout=layout),
+                      inputs, sparse_flops, **limits)
   impls = ["xla"] + (["cudnn"] if jax.default_backend() == "gpu" else [])
   for impl in impls:
     dense = functools.partial(jax.nn.dot_product_attention, is_causal=causal,
                               implementation=impl)
-    rows += measure(impl, dense, inputs, dense_flops, args.repeats)
+    rows += measure_impl(impl, dense, inputs, dense_flops, **limits)
   by_key = {(r["impl"], r["mode"]): r for r in rows}
   for row in rows:
     pallas = by_key[("pallas", row["mode"])]
@@ -130,59 +147,58 @@ def bench_one(pattern, length, head_dim, args):
 
 def markdown(records, header):
   lines = [header, "",
-           "| pattern | L | head_dim | density | impl | mode | ms | TFLOP/s | "
+           "| pattern | L | head_dim | density | impl | mode | ms | TFLOP/s | MiB | "
            "dense/pallas time | pallas/cudnn TFLOP/s |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in records:
     ms = f"{r['ms']:.3f}" if "ms" in r else r.get("error", "")
     tflops = f"{r['tflops']:.3g}" if "tflops" in r else ""
+    mib = f"{r['bytes'] / 2**20:.3g}" if r.get("bytes") is not None else ""
     speed = f"{r['speedup']:.2f}x" if "speedup" in r else ""
     ratio = f"{r['vs_cudnn_tflops']:.2f}" if "vs_cudnn_tflops" in r else ""
     lines.append(f"| {r['pattern']} | {r['length']} | {r['head_dim']} | "
                  f"{r['density']:.3f} | {r['impl']} | {r['mode']} | {ms} | {tflops} | "
-                 f"{speed} | {ratio} |")
+                 f"{mib} | {speed} | {ratio} |")
   return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ints = lambda text: [int(x) for x in text.split(",")]
-  parser.add_argument("--lengths", type=ints, default=[4096, 8192, 16384, 32768])
-  parser.add_argument("--head_dims", type=ints, default=[64, 128])
-  parser.add_argument("--patterns", default=",".join(PATTERNS))
-  parser.add_argument("--batch", type=int, default=1)
-  parser.add_argument("--heads", type=int, default=16)
-  parser.add_argument("--block", type=int, default=128)
-  parser.add_argument("--window", type=int, default=256)
-  parser.add_argument("--dtype", default="bfloat16")
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--out_dir", default="bench_kernels_out")
-  args = parser.parse_args(argv)
-  device = jax.devices()[0]
-  meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-          "device": getattr(device, "device_kind", str(device)),
-          "backend": jax.default_backend(), "jax": jax.__version__,
-          "settings": {k: v for k, v in vars(args).items() if k != "out_dir"}}
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  for name in _PATTERNS.value:
+    if name not in PATTERNS:
+      raise app.UsageError(f"unknown pattern {name!r}; valid: {', '.join(PATTERNS)}")
+  memory_limit_gb = runner.memory_limit_gb(runner.Settings(
+      memory_limit_gb=_MEMORY_LIMIT.value))
+  settings = {name: flags.FLAGS[name].value for name in SETTINGS}
+  settings.update(lengths=[int(n) for n in _LENGTHS.value],
+                  head_dims=[int(d) for d in _HEAD_DIMS.value])
+  settings["memory_limit_gb"] = float(f"{memory_limit_gb:.3g}")
+  meta = {**measure.machine(), "settings": settings}
   header = (f"# Block-sparse Pallas attention vs dense ({meta['device']}, "
             f"{meta['backend']}, jax {meta['jax']}, {meta['date']})\n\n"
-            f"batch {args.batch}, heads {args.heads}, {args.dtype}, tiles "
-            f"{args.block}x{args.block}; sliding_window window {args.window}; "
-            "command: python scripts/bench_kernels.py " + " ".join(
+            f"batch {_BATCH.value}, heads {_HEADS.value}, {_DTYPE.value}, tiles "
+            f"{_BLOCK.value}x{_BLOCK.value}; sliding_window window {_WINDOW.value}; "
+            "memory: XLA's compiled memory analysis; command: python "
+            "scripts/bench_kernels.py " + " ".join(
                 f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                for k, v in vars(args).items()))
-  os.makedirs(args.out_dir, exist_ok=True)
-  records = []
-  for pattern in args.patterns.split(","):
-    for length in args.lengths:
-      for head_dim in args.head_dims:
-        records += bench_one(pattern, length, head_dim, args)
-        with open(os.path.join(args.out_dir, "bench_kernels.json"), "w") as f:
+                for k, v in {**settings, "out_dir": _OUT_DIR.value}.items()))
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  records, table = [], markdown([], header)
+  for pattern in _PATTERNS.value:
+    for length in settings["lengths"]:
+      for head_dim in settings["head_dims"]:
+        records += bench_one(pattern, length, head_dim, batch=_BATCH.value,
+                             heads=_HEADS.value, block=_BLOCK.value,
+                             window=_WINDOW.value, dtype=_DTYPE.value,
+                             repeats=_REPEATS.value, memory_limit_gb=memory_limit_gb)
+        with open(os.path.join(_OUT_DIR.value, "bench_kernels.json"), "w") as f:
           json.dump({**meta, "records": records}, f, indent=1)
         table = markdown(records, header)
-        with open(os.path.join(args.out_dir, "bench_kernels.md"), "w") as f:
+        with open(os.path.join(_OUT_DIR.value, "bench_kernels.md"), "w") as f:
           f.write(table)
   print(table)
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)
