@@ -5,6 +5,7 @@
   block_sparse_gpu.py        the GPU (Triton) forward and backward kernels
   block_sparse_tpu.py        the TPU (scalar prefetch) kernels
   block_sparse_attention.py  the custom VJP and the entry point
+  aot_lowering.py            lowering the GPU kernels on a host without a GPU
 
 kernels/ imports nothing from attention/: callers build the layouts from
 `attention.pattern()` and pass them in.

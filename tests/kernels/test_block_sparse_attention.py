@@ -4,6 +4,7 @@ To keep the interpreter's compile count low, one call covers every fixed
 pattern at once: head h of the inputs uses pattern h (a per-head layout).
 """
 
+import contextlib
 import functools
 
 import jax
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from efficient_transformers import attention
+from efficient_transformers.kernels import aot_lowering
 from efficient_transformers.kernels.block_layout import build_layout
 from efficient_transformers.kernels.block_sparse_attention import block_sparse_attention
 
@@ -112,7 +114,9 @@ def test_lowers_for_accelerators(backend, platform, block):
                              interpret=False)
   loss = lambda q, k, v: attend(q, k, v).astype(jnp.float32).sum()
   grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
-  text = grad.trace(spec, spec, spec).lower(lowering_platforms=(platform,)).as_text()
+  target = aot_lowering.for_gpu() if backend == "gpu" else contextlib.nullcontext()
+  with target:  # jax >= 0.12 needs the GPU named when the host has none
+    text = grad.trace(spec, spec, spec).lower(lowering_platforms=(platform,)).as_text()
   assert text.count("custom_call") >= 3  # forward, dQ, dK/dV kernels
 
 
