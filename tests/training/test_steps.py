@@ -71,7 +71,7 @@ def test_aux_loss_is_added_to_the_loss_and_its_gradient_flows():
   np.testing.assert_allclose(sums1["aux_loss"], 0.5 * 6.0, rtol=1e-6)
   assert float(sums0["aux_loss"]) == 0.0
   # d/dw of 0.5 * sum(w^2) = w: SGD(0.1) moves the penalised weights 0.1 * w further.
-  np.testing.assert_allclose(new0.params["w"][...] - new1.params["w"].value,
+  np.testing.assert_allclose(new0.params["w"][...] - new1.params["w"][...],
                              0.1 * np.ones((3, 2)), rtol=1e-5)
 
 
