@@ -27,8 +27,6 @@ from absl import app
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from efficient_transformers.benchmarking import peers
 
 _PAIRS = flags.DEFINE_list("pairs", list(peers.PAIRS), "Pairs to measure.")
