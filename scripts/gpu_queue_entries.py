@@ -136,14 +136,14 @@ def command(entry: dict, ctx: Context) -> tuple[list[str], dict[str, str]]:
     return [py, script("benchmark.py"), "--mode=train", f"--models={entry['model']}",
             *sizes, f"--out={ctx.entry_dir}/bench_train"], env
   if kind == "train":
-    import sweep  # pylint: disable=import-outside-toplevel
     sets = [_fill(s, ctx) for s in entry.get("set", [])]
     if tiny:
       sets = [s for s in sets if s not in GPU_ONLY_SETTINGS]
       sets += TINY_TRAIN + TINY_DATA_OPTIONS.get(entry["task"], [])
-    argv = sweep.command(os.path.join(ctx.work, "runs", entry.get("arg") or "lra"),
-                         entry["model"], entry["task"], entry["seed"], arg=entry.get("arg"),
-                         overrides=sets)
+    from efficient_transformers import sweeps  # pylint: disable=import-outside-toplevel
+    argv = sweeps.command(ctx.root, os.path.join(ctx.work, "runs", entry.get("arg") or "lra"),
+                          entry["model"], entry["task"], entry["seed"],
+                          arg=entry.get("arg"), overrides=sets)
     return [py, *argv[1:]], env
   if kind == "command":
     return [_fill(a, ctx) for a in entry["argv"]], env
@@ -151,7 +151,7 @@ def command(entry: dict, ctx: Context) -> tuple[list[str], dict[str, str]]:
 
 
 def workdir(entry: dict, work: str) -> str:
-  """A train entry's run folder (scripts/sweep.py's layout)."""
+  """A train entry's run folder (efficient_transformers/sweeps.py's layout)."""
   return os.path.join(work, "runs", entry.get("arg") or "lra",
                       f"{entry['model']}_{entry['task']}", f"seed{entry['seed']}")
 

@@ -17,12 +17,11 @@ a failed run is reported and the sweep goes on (exit status 1 at the end).
                      or one line per job array task), and runs nothing.
 
 `--models=all` / `--tasks=all` take every preset
-(efficient_transformers/presets.py) and every task it has configs for. Then: python scripts/results_table.py --root=ROOT.
+(efficient_transformers/presets.py; the layout: efficient_transformers/sweeps.py) and every task it has configs for. Then: python scripts/results_table.py --root=ROOT.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import shlex
 import subprocess
@@ -32,7 +31,7 @@ import time
 from absl import app
 from absl import flags
 
-from efficient_transformers import presets
+from efficient_transformers import sweeps
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,50 +45,18 @@ _PRINT = flags.DEFINE_bool("print_commands", False, "Print the remaining command
 flags.mark_flag_as_required("root")
 
 
-def runs(models, tasks, seeds):
-  """(model, task, seed) for every requested pair that has a config file."""
-  models = list(presets.MODELS) if models == ["all"] else models
-  for model in models:
-    if model not in presets.MODELS:
-      raise app.UsageError(f"unknown model {model!r}; valid: {', '.join(presets.MODELS)}")
-  out = []
-  for model, seed in itertools.product(models, seeds):
-    for task in (presets.tasks_of(model) if tasks == ["all"] else tasks):
-      if task not in presets.tasks_of(model):
-        raise app.UsageError(f"model {model!r} has no {task!r} config; its tasks:"
-                             f" {', '.join(presets.tasks_of(model))}")
-      out.append((model, task, int(seed)))
-  return out
-
-
-def config_path(model: str, task: str) -> str:
-  return os.path.join("configs", f"{model}_{task}.py")
-
-
-def workdir(root: str, model: str, task: str, seed: int) -> str:
-  return os.path.join(root, f"{model}_{task}", f"seed{seed}")
-
-
-def command(root, model, task, seed, arg=None, overrides=()) -> list[str]:
-  config = config_path(model, task) + (f":{arg}" if arg else "")
-  return [sys.executable, os.path.join(ROOT_DIR, "train.py"), f"--config={config}",
-          f"--workdir={os.path.abspath(workdir(root, model, task, seed))}",
-          f"--config.seed={seed}", *(f"--config.{kv}" for kv in overrides)]
-
-
-def is_finished(root, model, task, seed) -> bool:
-  return os.path.exists(os.path.join(workdir(root, model, task, seed), "results.json"))
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  todo = runs(_MODELS.value, _TASKS.value, _SEEDS.value)
-  remaining = [r for r in todo if not is_finished(_ROOT.value, *r)]
+  try:
+    todo = sweeps.runs(_MODELS.value, _TASKS.value, _SEEDS.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  remaining = [r for r in todo if not sweeps.is_finished(_ROOT.value, *r)]
   if _PRINT.value:
     for run in remaining:
       print(f"cd {shlex.quote(ROOT_DIR)} && " + shlex.join(
-          command(_ROOT.value, *run, arg=_ARG.value, overrides=_SET.value)))
+          sweeps.command(ROOT_DIR, _ROOT.value, *run, arg=_ARG.value, overrides=_SET.value)))
     return
   print(f"sweep {_ROOT.value}: {len(todo)} runs, {len(todo) - len(remaining)} finished,"
         f" {len(remaining)} to run", flush=True)
@@ -102,11 +69,11 @@ def main(argv):
     print(f"[{index}/{len(remaining)}] {name} ... (log: {log_path})", flush=True)
     start = time.time()
     with open(log_path, "a") as log:
-      status = subprocess.run(command(_ROOT.value, model, task, seed, arg=_ARG.value,
-                                      overrides=_SET.value),
+      status = subprocess.run(sweeps.command(ROOT_DIR, _ROOT.value, model, task, seed,
+                                             arg=_ARG.value, overrides=_SET.value),
                               cwd=ROOT_DIR, stdout=log, stderr=subprocess.STDOUT).returncode
     took = f"{time.time() - start:.0f} s"
-    if status == 0 and is_finished(_ROOT.value, model, task, seed):
+    if status == 0 and sweeps.is_finished(_ROOT.value, model, task, seed):
       print(f"[{index}/{len(remaining)}] {name} finished in {took}", flush=True)
     else:
       failed.append(name)
