@@ -276,6 +276,7 @@ class AttentionContract:
         check_matches_reference(self.bound(shape, causal), self.reference(shape, causal),
                                 q, k, v, mask, causal, seed, self.rtol, self.atol)
 
+  @pytest.mark.slow
   def test_converges_to_dense(self):
     if self.exact:
       pytest.skip(f"{self.name} is exact: see test_matches_dense_with_pattern")
@@ -289,6 +290,7 @@ class AttentionContract:
           functools.partial(attention.dense), q, k, v, None, causal, 4,
           self.limit_tolerance, self.limit_tolerance)
 
+  @pytest.mark.slow
   def test_memory_is_subquadratic(self):
     if self.quadratic_by_design:
       pytest.skip(f"{self.name} is quadratic by design")

@@ -47,6 +47,7 @@ def test_random_blocks_are_uniform_over_candidates():
   np.testing.assert_allclose(counts[3:7] / 2000, 0.25, atol=0.04)
 
 
+@pytest.mark.slow
 def test_covering_random_blocks_equal_dense():
   q, k, v = random_qkv(0, 2, 37, 37, 2, 4)
   mask = random_padding(0, 2, 37)

@@ -63,6 +63,7 @@ def numpy_allowed(batch, heads, q_len, kv_len, mask, causal):
   return allowed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS, ids=lambda o: "-".join(map(str, o.values())))
 @pytest.mark.parametrize("shape", [(2, 16, 16, 2, 8), (2, 9, 23, 3, 4), (1, 23, 9, 1, 8)])
 @pytest.mark.parametrize("causal", [False, True])

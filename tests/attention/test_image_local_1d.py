@@ -17,6 +17,7 @@ class TestImageLocal1d(AttentionContract):
   cross_lengths = False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_default_flange_matches_pattern(causal):
   """Default flange = the block (t2t: this block and the previous one)."""

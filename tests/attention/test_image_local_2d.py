@@ -20,6 +20,7 @@ class TestImageLocal2d(AttentionContract):
             "memory_flange": (1, 2)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("query_shape", [(2, 3), (4, 6)])
 def test_flange_covering_the_image_equals_dense(causal, query_shape):

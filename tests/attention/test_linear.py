@@ -64,6 +64,7 @@ def _recurrent(q, k, v, mask=None):
   return jnp.moveaxis(out, 0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_size", [1, 4, 64])
 def test_prefix_sums_equal_quadratic_and_recurrent(chunk_size):
   """Outputs and gradients of the three causal forms agree (with padding)."""

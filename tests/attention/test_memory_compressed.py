@@ -64,6 +64,7 @@ def reference(q, k, v, *, mask=None, causal=False, c=3, w_k=None, w_v=None):
   return attention.dense(q, kc, vc, mask=slot_real, pair_mask=pairs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(2, 16, 16, 2, 8), (1, 12, 20, 3, 4)])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("conv", [False, True])

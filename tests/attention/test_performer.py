@@ -117,6 +117,7 @@ def _float64_vjp(fn, cot, *arrays):
     return np.asarray(out), [np.asarray(g) for g in grads]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("with_features", [False, True])
 @pytest.mark.parametrize("normalize_data", [None, True])
@@ -178,6 +179,7 @@ def test_normalize_data_default_per_kernel():
     assert not np.allclose(fn(), fn(normalize_data=not default))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_error_falls_with_num_features(causal):
   """Mean absolute error to softmax attention over seeds, at small norms."""
@@ -256,6 +258,7 @@ def test_option_errors():
     attention.performer(q, k, v, features=jnp.ones((4, 3)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_memory_is_linear(causal):
   f = functools.partial(attention.performer, causal=causal, num_features=64,
@@ -264,6 +267,7 @@ def test_memory_is_linear(causal):
   assert large <= 4.5 * small, (small, large)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel,normalize_data",
                          [("softmax", None), ("relu", None), ("relu", True)])
 def test_recurrent_steps_equal_causal_prefix_sums(kernel, normalize_data):

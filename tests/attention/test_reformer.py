@@ -236,6 +236,7 @@ class TestReformer(AttentionContract):
     check_causal_gradients(fn, q, k, v, rows=[0, 1, 7, 23, 47])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_hashes,causal,padded", [
     (1, False, False), (1, True, True), (2, False, True), (3, True, False),
     (3, False, True)])
@@ -270,6 +271,7 @@ def test_equals_trax_lsh_self_attention(num_hashes, causal, padded):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5, err_msg=f"d{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_first_chunk_of_a_round_looks_back_into_the_previous_round(causal):
   """The support of the attention (d out_i / d v_j != 0) is trax's: the

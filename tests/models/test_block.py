@@ -7,6 +7,7 @@ from flax import nnx
 from efficient_transformers.models.block import Block
 
 
+@pytest.mark.slow
 def test_shapes_and_cross_attention():
   block = Block(16, 2, 32, cross_attention=True, rngs=nnx.Rngs(0))
   x = jax.random.normal(jax.random.key(0), (2, 8, 16))

@@ -16,6 +16,7 @@ def _build(config, head="classifier"):
                       max_length=8, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head,two_inputs,shape", [
     ("classifier", False, (2, 3)),
     ("matcher", True, (2, 3)),

@@ -52,6 +52,7 @@ def _decode_sequence(name, q, k, v, mask, options):
   return run(q, k, v, mask)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,options", ATTENTION_CASES, ids=[
     "dense", "local-3", "local-64", "sliding_window-2", "sliding_window-2-dilation-3",
     "sliding_window-0", "linear", "performer-softmax", "performer-relu"])
@@ -95,6 +96,7 @@ TOKENS = jnp.array([[3, 1, 4, 1, 5, 9, 2, 6, 5, 3],
 PROMPT = jnp.array([[3, 1, 4, 1], [5, 3, 5, 0]], jnp.int32)  # lengths 4 and 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,options,position", MODEL_CASES,
                          ids=[c[0] for c in MODEL_CASES])
 def test_token_by_token_equals_parallel_and_greedy_is_argmax(name, options, position):
@@ -115,6 +117,7 @@ def test_token_by_token_equals_parallel_and_greedy_is_argmax(name, options, posi
     np.testing.assert_array_equal(out[b, length:], want)
 
 
+@pytest.mark.slow
 def test_generate_is_deterministic_and_samples_from_top_k():
   model = _lm("dense", {})
   greedy = model.generate(PROMPT, num_tokens=7)

@@ -37,6 +37,7 @@ def test_state_holds_only_params(tiny):
   assert not jax.tree.leaves(nnx.state(encoder, nnx.Not(nnx.Param)))
 
 
+@pytest.mark.slow
 def test_jit_with_split_merge(tiny, tokens):
   encoder = Encoder(VOCAB, 8, rngs=nnx.Rngs(0), **tiny)
   graphdef, params = nnx.split(encoder)

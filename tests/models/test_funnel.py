@@ -37,6 +37,7 @@ def test_pool_sequence_known_answers():
   assert mask.shape == (1, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling,stride,expected", [
     ("cls", 2, (9, 5, 3)),   # CLS + 8 -> CLS + 4 -> CLS + 2
     ("mean", 3, (8, 3, 1)),  # 8 -> ceil(8 / 3) -> 1
@@ -51,6 +52,7 @@ def test_pooled_lengths_as_configured(tiny, tokens, pooling, stride, expected):
   assert hidden.shape == (2, expected[-1], tiny["emb_dim"]) and mask.shape == (2, expected[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head_pooling,funnel_pooling", [("cls", "max"), ("mean", "mean")])
 def test_padding_changes_nothing(tiny, tokens, head_pooling, funnel_pooling):
   """Padded states, and appended padding, change no real output."""

@@ -15,6 +15,7 @@ def _pad(tokens, extra):
 
 # CLS sits at position 0 (as in LRA), so even with one layer every parameter,
 # the query and key kernels included, gets a gradient at init.
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling,num_layers,allowed_zero", [
     ("cls", 1, ()), ("cls", 2, ()), ("mean", 1, ())])
 def test_classifier_forward_backward(tiny, tokens, pooling, num_layers,
@@ -27,6 +28,7 @@ def test_classifier_forward_backward(tiny, tokens, pooling, num_layers,
                   allowed_zero=allowed_zero)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_classifier_ignores_appended_padding(tiny, tokens, pooling):
   model = Classifier(VOCAB, 12, num_classes=3, pooling=pooling,
@@ -41,6 +43,7 @@ def test_unknown_pooling(tiny):
     Classifier(VOCAB, 8, num_classes=3, pooling="max", rngs=nnx.Rngs(0), **tiny)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling,allowed_zero", [
     ("cls", ()), ("mean", ())])
 def test_matcher_forward_backward(tiny, tokens, pooling, allowed_zero,

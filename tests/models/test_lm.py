@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from efficient_transformers.models import CausalLM, EncoderDecoder
@@ -36,6 +37,7 @@ def test_encoder_decoder_forward_backward(tiny, tokens, check_gradients):
   check_gradients(model, lambda m: m(tokens, target, **_dropout()))
 
 
+@pytest.mark.slow
 def test_encoder_decoder_target_causality_and_source_padding(tiny, tokens):
   model = EncoderDecoder(VOCAB, 12, rngs=nnx.Rngs(0), **tiny)
   source, target = tokens, tokens[::-1]

@@ -32,6 +32,7 @@ def _layer(case):
                         max_length=12, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_layer_runs_and_is_padding_invariant(case):
   layer = _layer(case)

@@ -76,6 +76,7 @@ def _expert_mlp(layer, e, x):
   return h @ layer.wo[...][e] + layer.bo[...][e]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("router", ["top1", "top2"])
 def test_layer_matches_per_token_loop(router):
   """y(token) = Σ over its kept experts of gate · expert_mlp(token), groups across the batch."""
@@ -99,6 +100,7 @@ def test_layer_matches_per_token_loop(router):
   assert np.all(np.asarray(y)[~np.asarray(mask)] == 0)  # padding: no expert
 
 
+@pytest.mark.slow
 def test_over_capacity_dropped_by_position_and_passed_through_residual():
   block = Block(EMB, 2, MLP, dropout_rate=0.0, rngs=nnx.Rngs(0),
                 moe={"num_experts": 2, "capacity_factor_eval": 0.5, "every": 1})
@@ -118,6 +120,7 @@ def test_over_capacity_dropped_by_position_and_passed_through_residual():
   assert not np.allclose(out[0, 1:3], after_attention[0, 1:3])
 
 
+@pytest.mark.slow
 def test_aux_losses_are_sown_in_training_only():
   layer = _moe(num_experts=4, load_balance_weight=0.5, z_loss_weight=0.25, router="top2",
                second_expert_policy="random", router_jitter=0.01)  # training-only paths
@@ -135,6 +138,7 @@ def test_aux_losses_are_sown_in_training_only():
   np.testing.assert_allclose(total, expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_aux_losses_of_a_model_reach_the_training_loss(tiny, tokens):
   model = models.build(dict(tiny, num_layers=2, moe={"num_experts": 2}), head="classifier",
                        vocab_size=10, num_classes=3, max_length=8, rngs=nnx.Rngs(0))
@@ -144,6 +148,7 @@ def test_aux_losses_of_a_model_reach_the_training_loss(tiny, tokens):
   assert not jax.tree.leaves(nnx.state(model, AuxLoss))  # nothing left in the model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("router", ["top1", "top2"])
 def test_one_expert_with_full_capacity_is_the_dense_mlp(router):
   moe = {"num_experts": 1, "router": router, "capacity_factor_eval": 1.0, "every": 1}

@@ -37,6 +37,7 @@ def _stack_grads(encoder, tokens, *, recompute, dropout, ffn_chunk_size=None):
 MIXED = dict(layer_overrides=({"attention": "local", "block_size": 4}, {}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layers", ["reformer", "mixed"])
 def test_reversible_gradients_equal_autodiff(tiny, tokens, layers):
   """The recomputing backward pass equals plain autodiff of the same stack:
@@ -85,6 +86,7 @@ def _train_step_temp_bytes(num_layers, **flags):
   return compiled.memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow
 def test_reversible_memory_flat_in_depth():
   """Compiled temporary memory of a training step (loss gradient) from 2 to 12
   layers: flat for the reversible stack, growing for the ordinary one."""
@@ -95,6 +97,7 @@ def test_reversible_memory_flat_in_depth():
   assert rev[1] < ordinary[1] / 3, (rev, ordinary)
 
 
+@pytest.mark.slow
 def test_remat_same_outputs_and_gradients(tiny, tokens):
   kw = dict(tiny, num_layers=1)
   plain = Encoder(10, 8, rngs=nnx.Rngs(0), **kw)
@@ -125,6 +128,7 @@ def test_option_errors(tiny):
     Encoder(10, 8, reversible=True, cross_attention=True, rngs=nnx.Rngs(0), **tiny)
 
 
+@pytest.mark.slow
 def test_reformer_layer_shared_qk_and_hash_rng(check_gradients):
   layer = AttentionLayer(16, 2, rngs=nnx.Rngs(0), **REFORMER)
   assert layer.key is None and "shared_qk" not in dict(layer.attention_options)

@@ -158,6 +158,7 @@ def test_mab_without_layer_norm_and_cross_sizes():
   assert mab.attention_norm is None and mab.rff_norm is None
 
 
+@pytest.mark.slow
 def test_isab_classifier_with_pma_pooling(tiny, tokens):
   """attention "isab" (inducing points as a mechanism module) + PMA pooling:
   appended padding changes nothing, and every parameter, inducing points and

@@ -21,6 +21,7 @@ X = jax.random.normal(jax.random.key(1), (2, 12, 16))
 MASK = jnp.arange(12)[None] < jnp.array([[12], [10]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_gradients_reach_the_sorting_network(causal):
   model = layer()

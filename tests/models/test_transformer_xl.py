@@ -32,6 +32,7 @@ def _segments(num):
   return jnp.asarray(tokens, jnp.int32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mem_len", [0, L])
 def test_rel_shift_equals_direct_relative_logits(mem_len):
   # The models' shapes (heads 2, head_dim 8), so eager ops are compiled once.

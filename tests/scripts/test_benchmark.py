@@ -20,6 +20,7 @@ def _load(prefix):
     return json.load(f)
 
 
+@pytest.mark.slow
 def test_train_mode_two_models(tmp_path):
   prefix = str(tmp_path / "train")
   runner.run(runner.Settings(models=("transformer_xla", "linear"), lengths=(64,),

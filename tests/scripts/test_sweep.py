@@ -9,8 +9,11 @@ import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 from tests.training import tiny
+
+pytestmark = pytest.mark.slow  # sweeps of train.py subprocesses
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _command(root, *extra):

@@ -48,6 +48,7 @@ def test_bad_data_never_touches_an_existing_run(tmp_path):
   data = listops_release(tmp_path / "data")
   workdir = tmp_path / "w"
   loop.train_and_evaluate(release_config(data), str(workdir))
+  (workdir / "results.json").unlink()  # an unfinished run (a finished one is not reopened)
   before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*")}
   listops_release(data, val=GOOD_ROWS + "( ( [MAX 2 ) ]")  # cut short
   with pytest.raises(ConfigError, match=r"basic_val.tsv, line 5: 1 tab-separated field"):

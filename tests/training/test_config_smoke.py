@@ -14,6 +14,8 @@ from efficient_transformers.training import loop
 from lra import image
 from tests.lra import lra_fixtures
 
+pytestmark = pytest.mark.slow  # every quick config trained end to end
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # transformer_pathx is left out (73 s: 16K-token steps); its loader and model are
 # the Pathfinder ones at another resolution, run by transformer_pathfinder and

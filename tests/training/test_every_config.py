@@ -19,6 +19,8 @@ from efficient_transformers import presets
 from efficient_transformers import models
 from efficient_transformers.training.model_summary import abstract_model, head_of
 
+pytestmark = pytest.mark.slow  # every config built at full size and traced
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in ROOT.glob("configs/*_*.py") if not p.name.startswith("_"))
 def _model_and_task(path):

@@ -14,6 +14,8 @@ import pytest
 from tests.training import tiny
 from efficient_transformers.training import sharding
 
+pytestmark = pytest.mark.slow  # forced multi-device and multi-process runs
+
 WORKER = os.path.join(os.path.dirname(__file__), "data_parallel_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 

@@ -95,6 +95,7 @@ def _lm(**kw):
                       max_length=8, rngs=nnx.Rngs(params=0))
 
 
+@pytest.mark.slow
 def test_per_token_targets_respect_target_weights():
   graphdef, params, model_state = steps.split_model(_lm())
   rng = np.random.default_rng(0)
@@ -119,6 +120,7 @@ def _classification_batch(n=8):
           "targets": jnp.asarray(rng.integers(0, 3, (n,)))}
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_gives_the_whole_batch_gradient():
   batch = _classification_batch()
   results = []
@@ -139,6 +141,7 @@ def test_gradient_accumulation_must_divide_the_batch():
     fn(state, _classification_batch())
 
 
+@pytest.mark.slow
 def test_bfloat16_step_keeps_float32_params_and_tracks_float32_loss():
   batch = _classification_batch()
   out = {}

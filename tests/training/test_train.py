@@ -17,6 +17,8 @@ from tests.training import tiny
 from efficient_transformers.training import loop, metrics_log
 from efficient_transformers.training.config_checks import ConfigError
 
+pytestmark = pytest.mark.slow  # train_and_evaluate end to end, and train.py subprocesses
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
