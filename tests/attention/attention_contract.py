@@ -40,7 +40,9 @@ import pytest
 from efficient_transformers import attention
 from efficient_transformers.attention import masks
 
-SETTINGS = hypothesis.settings(max_examples=4, deadline=None, derandomize=False,
+# Examples per property test: the loaded hypothesis profile's (tests/conftest.py:
+# 4, or 1 in the quick tier `pytest -m "not slow"`).
+SETTINGS = hypothesis.settings(deadline=None, derandomize=False,
                                suppress_health_check=list(hypothesis.HealthCheck))
 SEEDS = st.integers(0, 2**31 - 1)
 
