@@ -1,6 +1,6 @@
 """Attention mechanisms as pure functions, and their registry.
 
-Every mechanism follows one contract (DESIGN.md, "Attention contract"):
+Every mechanism follows one contract (docs/design.md, "The attention contract"):
 
     fn(q, k, v, *, mask=None, causal=False, **options) -> out
     q: [batch, q_len, heads, head_dim]; k, v: [batch, kv_len, heads, head_dim]

@@ -1,6 +1,6 @@
 """Masking helpers shared by every attention mechanism.
 
-Conventions (the attention contract in DESIGN.md):
+Conventions (the attention contract in docs/design.md):
 - `mask` is a key-padding mask, bool [batch, kv_len], True = real token.
 - `causal=True` aligns the query and key sequences at their ends: query row i
   sits at absolute position i + (kv_len - q_len) and may attend keys j <= that

@@ -11,7 +11,7 @@ and declares what it supports. The checks are plain functions (`check_*`) so
 that tests/attention/test_contract_checks.py can show that each of them fails
 on a deliberately broken mechanism.
 
-What is checked (DESIGN.md, "Tests"):
+What is checked (docs/design.md, "Tests"):
 - output shape and dtype (float32, bfloat16); jit equals eager;
 - padding invariance: changing padded keys/values changes nothing;
 - causality by gradients: no gradient reaches keys/values in the future;
